@@ -1,0 +1,3 @@
+from uniarm.cli import main
+
+raise SystemExit(main())

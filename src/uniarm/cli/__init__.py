@@ -1,0 +1,64 @@
+"""The `uniarm` command: one entry point, one module per sub-command under `uniarm.cli`.
+
+Each sub-command module defines `register(subparsers)`, which adds its parser and sets
+`func`. Modules import torch and transformers inside their `run`, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from uniarm import __version__
+from uniarm.errors import UniarmError
+
+COMMANDS = ("info", "train", "generate", "oracle", "evaluate", "demo", "compare", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uniarm",
+        description="Multi-objective test-time alignment: train a preference-conditioned "
+        "reward model (UniARM) and steer a frozen LLM with it.",
+    )
+    parser.add_argument("--version", action="version", version=f"uniarm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module_name = f"uniarm.cli.{name}"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if quiet:
+        import os
+
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    for noisy in ("httpx", "urllib3", "filelock", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except UniarmError as exc:
+        print(f"uniarm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"uniarm {args.command}: interrupted", file=sys.stderr)
+        return 130
