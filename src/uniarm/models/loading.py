@@ -144,7 +144,7 @@ def load_tokenizer(spec: str):
     source = resolve_model(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
+    except Exception as exc:
         raise _load_error(spec, source, exc) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -158,7 +158,7 @@ def load_model(spec: str, dtype: torch.dtype = torch.float32, device: str | torc
     source = resolve_model(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, ValueError, SafetensorError, ...: all mean "cannot load"
         raise _load_error(spec, source, exc) from exc
     model.to(device).eval()
     model.requires_grad_(False)
