@@ -1,0 +1,59 @@
+"""`uniarm evaluate`: sweep a method over the task's preference grid, score, report HV / MIP.
+
+    uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/final
+    uniarm evaluate --task safety --method base            # the base model alone
+    uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from uniarm import config as cfg
+from uniarm.evaluation.config import EvalConfig
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="decode held-out prompts under every preference, score them, report HV and MIP",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--recipe", type=Path, help="YAML recipe (its `evaluate` section)")
+    parser.add_argument("--compare", type=Path, nargs="+", metavar="RESULTS",
+                        help="only overlay finished results folders into one plot and report")
+    cfg.add_arguments(parser, EvalConfig)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.compare:
+        return run_compare(args)
+    from uniarm.evaluation.run import run_evaluation
+
+    config = cfg.from_namespace(EvalConfig, args, cfg.load_recipe(args.recipe, "evaluate"))
+    outcome = run_evaluation(config, quiet=args.quiet)
+    print_summary(outcome.summary, outcome.folder)
+    return 0
+
+
+def run_compare(args) -> int:
+    from uniarm.evaluation.compare import compare
+
+    out = Path(args.output or "runs/eval")
+    summaries = compare(args.compare, out / "front.png", out / "report.md", "Preference sweep")
+    for s in summaries:
+        print_summary(s)
+    print(f"plot: {out / 'front.png'}\nreport: {out / 'report.md'}")
+    return 0
+
+
+def print_summary(summary: dict, folder: Path | None = None) -> None:
+    ref = ", ".join(f"{v:g}" for v in summary["reference"])
+    print(f"{summary['method']:>16}  HV {summary['hypervolume']:9.4f}  "
+          f"MIP {summary['mean_inner_product']:8.4f}  (reference {ref}; oracle: "
+          f"{summary['oracle']})")
+    if folder is not None:
+        print(f"results: {folder}")

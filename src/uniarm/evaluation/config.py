@@ -1,0 +1,97 @@
+"""Settings of a preference sweep (METHOD.md §6), shared by `uniarm evaluate` and recipes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from uniarm.config import field
+from uniarm.errors import UniarmError
+from uniarm.objectives import get_task
+
+# Hypervolume reference points, one per task and oracle scale (METHOD.md §6: part of the
+# task's configuration, the same for every method compared). On the scale of the beaver-7b
+# reward (help) and negated cost (harm) that the distilled safety oracles reproduce, and of the
+# assistant task's reward models; each lies below what SmolLM2's own replies score on average.
+REFERENCE_POINTS: dict[str, tuple[float, ...]] = {
+    "safety": (-8.0, -16.0),
+    "assistant": (-4.0, -4.0, -4.0),
+}
+
+
+@dataclass
+class EvalConfig:
+    """One method's sweep over a task's preference grid.
+
+    Parameters:
+        task: `safety` (helpful, harmless) or `assistant` (helpful, harmless, humor).
+        method: the label of this run in tables and plots.
+        arm: the reward model checkpoint guiding the base model; none for the base model alone.
+        base_model: the frozen model that writes the replies.
+        data_root: the shared data folder (default: $UNIARM_DATA or ../shared/data).
+        split_seed: seed of the prompt split; keep it equal to the training run's.
+        num_prompts: held-out prompts decoded under every preference.
+        oracle: an oracle folder, or none for the task's embedded distilled oracles.
+        reference: the hypervolume reference point (default: the task's).
+        edge_step, interior_step: the preference grid (METHOD.md §6).
+    """
+
+    task: str = field("safety", help="task: safety or assistant")
+    method: str = field("uniarm", help="label of this run in tables and plots")
+    arm: Path | None = field(None, help="ARM checkpoint folder (none: the base model alone)")
+    base_model: str = field("smollm2-135m-instruct", help="base model that writes the replies")
+    data_root: Path | None = field(None, help="shared data folder")
+    split_seed: int = field(0, help="seed of the prompt split (same as training)")
+    num_prompts: int = field(16, help="held-out prompts per preference")
+    max_new_tokens: int = field(48, help="most tokens per reply")
+    batch_size: int = field(32, help="rows decoded together")
+    prompts_per_chunk: int = field(4, help="prompts decoded (under all preferences) per chunk")
+    beta: float = field(1.0, help="guidance temperature beta")
+    edge_step: float = field(0.1, help="grid step along the simplex edges")
+    interior_step: float = field(0.2, help="grid step inside the simplex (3+ objectives)")
+    oracle: Path | None = field(None, help="oracle folder (none: the embedded distilled ones)")
+    reference: tuple[float, ...] | None = field(None, help="hypervolume reference point")
+    output: Path | None = field(None, help="results folder (default: runs/eval/<task>-<method>)")
+    overwrite: bool = field(False, help="move an earlier, different run aside and start again")
+    threads: int = field(0, help="torch threads (0: torch's default)")
+
+    def __post_init__(self):
+        task = get_task(self.task)
+        if self.num_prompts < 1:
+            raise UniarmError("num_prompts must be >= 1")
+        if self.prompts_per_chunk < 1:
+            raise UniarmError("prompts_per_chunk must be >= 1")
+        if self.reference is not None:
+            self.reference = tuple(float(v) for v in self.reference)
+            if len(self.reference) != len(task.objectives):
+                raise UniarmError(
+                    f"reference point {self.reference} has {len(self.reference)} values but the "
+                    f"{task.name} task has {len(task.objectives)} objectives "
+                    f"({', '.join(task.objectives)})",
+                    "give one value per objective",
+                )
+        if self.output is None:
+            self.output = Path("runs") / "eval" / f"{self.task}-{self.method}"
+
+    @property
+    def reference_point(self) -> tuple[float, ...]:
+        return self.reference or REFERENCE_POINTS[self.task]
+
+    def identity(self) -> dict:
+        """The settings that decide the results; a folder holds one identity only."""
+        keep = (
+            "task",
+            "method",
+            "arm",
+            "base_model",
+            "split_seed",
+            "num_prompts",
+            "max_new_tokens",
+            "beta",
+            "edge_step",
+            "interior_step",
+            "oracle",
+        )
+        return {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self).items() if k in keep
+        }
