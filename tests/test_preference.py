@@ -23,11 +23,19 @@ def test_named_and_positional_forms():
     assert format_preference((0.3, 0.7), OBJ) == "helpful=0.3,harmless=0.7"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", "empty"), ("funny=1", "unknown objective 'funny'"), ("0.5,0.6", "sums to 1.1"),
-    ("1.5,-0.5", "negative"), ("0.5", "has 1 weights"), ("nan,1", "NaN"),
-    ("helpful=0.5,0.5", "mixes"), ("a,b", "not a number"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "empty"),
+        ("funny=1", "unknown objective 'funny'"),
+        ("0.5,0.6", "sums to 1.1"),
+        ("1.5,-0.5", "negative"),
+        ("0.5", "has 1 weights"),
+        ("nan,1", "NaN"),
+        ("helpful=0.5,0.5", "mixes"),
+        ("a,b", "not a number"),
+    ],
+)
 def test_bad_preferences(text, message):
     with pytest.raises(UniarmError, match=message):
         parse_preference(text, OBJ)

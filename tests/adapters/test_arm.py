@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from conftest import make_tiny_llama
 
+from conftest import make_tiny_llama
 from uniarm.adapters import AdapterConfig, PreferenceARM
 from uniarm.adapters.embeddings import objective_embeddings
 from uniarm.errors import UniarmError
@@ -86,8 +86,10 @@ def test_save_load_round_trip_keeps_every_parameter(tmp_path, tokenizer, adapter
     assert loaded.training_config == {"seed": 3} and loaded.method == arm.method
     x = ids(tokenizer)
     with torch.no_grad():
-        assert torch.equal(loaded(input_ids=x, preference=[0.2, 0.8]).logits,
-                           arm(input_ids=x, preference=[0.2, 0.8]).logits)
+        assert torch.equal(
+            loaded(input_ids=x, preference=[0.2, 0.8]).logits,
+            arm(input_ids=x, preference=[0.2, 0.8]).logits,
+        )
 
 
 def test_checkpoint_from_another_base_model_is_refused(tmp_path, tokenizer):
@@ -104,14 +106,20 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_target_modules_that_match_nothing(tokenizer, tiny_llama):
     with pytest.raises(UniarmError, match="no linear layer of the model matches"):
-        PreferenceARM(tiny_llama, tokenizer, OBJECTIVES,
-                      AdapterConfig(target_modules=("query", "value")))
+        PreferenceARM(
+            tiny_llama, tokenizer, OBJECTIVES, AdapterConfig(target_modules=("query", "value"))
+        )
 
 
-@pytest.mark.parametrize("bad,message", [
-    ([0.5, -0.5], "negative"), ([0.2, 0.2], "sum"), ([0.5, 0.25, 0.25], "do not fit"),
-    ([float("nan"), 1.0], "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ([0.5, -0.5], "negative"),
+        ([0.2, 0.2], "sum"),
+        ([0.5, 0.25, 0.25], "do not fit"),
+        ([float("nan"), 1.0], "NaN"),
+    ],
+)
 def test_bad_preferences_fail_before_any_work(tokenizer, bad, message):
     arm = build_arm(tokenizer, randomise=False)
     with pytest.raises(UniarmError, match=message):

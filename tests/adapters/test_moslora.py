@@ -56,8 +56,9 @@ def test_forward_matches_hand_formula(bias, r1, r2, shift):
     state.set(torch.tensor([pref]))
     x = torch.randn(3, M)
     out = layer(x.unsqueeze(0))[0].detach().numpy()
-    np.testing.assert_allclose(out, reference(layer, state, x.numpy().astype(np.float64), pref),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        out, reference(layer, state, x.numpy().astype(np.float64), pref), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -67,7 +68,13 @@ def test_merge_equals_unmerged_and_unmerge_restores_exactly(bias):
     b = None if b is None else b.data.clone()
     x = torch.randn(2, 5, M)
     for seed in range(5):
-        pref = torch.distributions.Dirichlet(torch.ones(K)).sample((1,), ).squeeze(0)
+        pref = (
+            torch.distributions.Dirichlet(torch.ones(K))
+            .sample(
+                (1,),
+            )
+            .squeeze(0)
+        )
         state.set(pref)
         with torch.no_grad():
             unmerged = layer(x)

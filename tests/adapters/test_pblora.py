@@ -11,8 +11,14 @@ M, N, K = 6, 5, 2
 
 def make_layer(r1=2, r2=3, bias=True):
     torch.manual_seed(1)
-    layer = PBLoRALinear(nn.Linear(M, N, bias=bias), PreferenceState(torch.zeros(K, 4)),
-                         r1, r2, scaling=2.0, num_objectives=K)
+    layer = PBLoRALinear(
+        nn.Linear(M, N, bias=bias),
+        PreferenceState(torch.zeros(K, 4)),
+        r1,
+        r2,
+        scaling=2.0,
+        num_objectives=K,
+    )
     with torch.no_grad():
         layer.B.normal_()
     return layer

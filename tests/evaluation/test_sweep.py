@@ -38,8 +38,15 @@ class Writer:
 
 
 def config(tmp_path, data_root, **kw):
-    values = dict(task="safety", method="test", arm=tmp_path / "arm", data_root=data_root,
-                  num_prompts=5, prompts_per_chunk=2, output=tmp_path / "out")
+    values = dict(
+        task="safety",
+        method="test",
+        arm=tmp_path / "arm",
+        data_root=data_root,
+        num_prompts=5,
+        prompts_per_chunk=2,
+        output=tmp_path / "out",
+    )
     return EvalConfig(**{**values, **kw})
 
 
@@ -67,8 +74,9 @@ def test_sweep_summary_and_resume_after_interruption(tmp_path, data_root):
 
 
 def test_base_model_alone_has_one_point_scored_over_the_grid(tmp_path, data_root):
-    outcome = evaluate(config(tmp_path, data_root, arm=None, method="base"), Writer(),
-                       LengthOracle(), quiet=True)
+    outcome = evaluate(
+        config(tmp_path, data_root, arm=None, method="base"), Writer(), LengthOracle(), quiet=True
+    )
     s = outcome.summary
     assert len(s["points"]) == 1 and s["points"][0]["label"] == "base" and len(s["grid"]) == 11
     v = np.array(s["points"][0]["scores"])
@@ -80,8 +88,12 @@ def test_a_folder_of_another_run_is_refused_then_moved_aside(tmp_path, data_root
     evaluate(config(tmp_path, data_root), Writer(), LengthOracle(), quiet=True)
     with pytest.raises(UniarmError, match="holds results of another run.*num_prompts"):
         evaluate(config(tmp_path, data_root, num_prompts=4), Writer(), LengthOracle())
-    evaluate(config(tmp_path, data_root, num_prompts=4, overwrite=True), Writer(),
-             LengthOracle(), quiet=True)
+    evaluate(
+        config(tmp_path, data_root, num_prompts=4, overwrite=True),
+        Writer(),
+        LengthOracle(),
+        quiet=True,
+    )
     assert len(list(tmp_path.glob("out.old-*"))) == 1
 
 

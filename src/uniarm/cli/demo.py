@@ -42,8 +42,10 @@ class DemoConfig:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "demo", help="train UniARM, sweep preferences, print HV and MIP against the base model",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "demo",
+        help="train UniARM, sweep preferences, print HV and MIP against the base model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="the few-minute profile (CI)")
     parser.add_argument("--recipe", type=Path, help="a demo recipe (default: recipes/demo.yaml)")
@@ -81,23 +83,31 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
     log.info("oracle: %s", oracle.name)
 
     # -- train UniARM ----------------------------------------------------------------------
-    train_config = cfg.build(TrainConfig, {**train_values, "data_root": demo.data_root,
-                                           "output_dir": out / "train-uniarm"})
+    train_config = cfg.build(
+        TrainConfig,
+        {**train_values, "data_root": demo.data_root, "output_dir": out / "train-uniarm"},
+    )
     checkpoint = train(train_config)
     log.info("UniARM checkpoint: %s (%.0f s so far)", checkpoint, time.perf_counter() - start)
 
     # -- sweeps ----------------------------------------------------------------------------
-    shared = {**eval_values, "task": task, "data_root": demo.data_root,
-              "split_seed": train_config.split_seed}
+    shared = {
+        **eval_values,
+        "task": task,
+        "data_root": demo.data_root,
+        "split_seed": train_config.split_seed,
+    }
     folders = []
     for method, arm in (("base", None), ("uniarm", checkpoint)):
-        config = cfg.build(EvalConfig, {**shared, "method": method, "arm": arm,
-                                        "output": out / f"eval-{method}"})
+        config = cfg.build(
+            EvalConfig, {**shared, "method": method, "arm": arm, "output": out / f"eval-{method}"}
+        )
         folders.append(run_evaluation(config, oracle=oracle, quiet=quiet).folder)
 
     # -- plot and report -------------------------------------------------------------------
-    summaries = compare(folders, out / "front.png", out / "report.md",
-                        f"UniARM vs the base model ({task} task)")
+    summaries = compare(
+        folders, out / "front.png", out / "report.md", f"UniARM vs the base model ({task} task)"
+    )
     log.info("demo finished in %.0f s", time.perf_counter() - start)
     return summaries
 

@@ -1,8 +1,8 @@
 """`uniarm evaluate`: sweep a method over the task's preference grid, score, report HV / MIP.
 
-    uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/final
-    uniarm evaluate --task safety --method base            # the base model alone
-    uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
+uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/final
+uniarm evaluate --task safety --method base            # the base model alone
+uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
 """
 
 from __future__ import annotations
@@ -22,8 +22,13 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--recipe", type=Path, help="YAML recipe (its `evaluate` section)")
-    parser.add_argument("--compare", type=Path, nargs="+", metavar="RESULTS",
-                        help="only overlay finished results folders into one plot and report")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="only overlay finished results folders into one plot and report",
+    )
     cfg.add_arguments(parser, EvalConfig)
     parser.set_defaults(func=run)
 
@@ -52,8 +57,10 @@ def run_compare(args) -> int:
 
 def print_summary(summary: dict, folder: Path | None = None) -> None:
     ref = ", ".join(f"{v:g}" for v in summary["reference"])
-    print(f"{summary['method']:>16}  HV {summary['hypervolume']:9.4f}  "
-          f"MIP {summary['mean_inner_product']:8.4f}  (reference {ref}; oracle: "
-          f"{summary['oracle']})")
+    print(
+        f"{summary['method']:>16}  HV {summary['hypervolume']:9.4f}  "
+        f"MIP {summary['mean_inner_product']:8.4f}  (reference {ref}; oracle: "
+        f"{summary['oracle']})"
+    )
     if folder is not None:
         print(f"results: {folder}")

@@ -1,0 +1,81 @@
+"""The HTTP API over tiny real models: batched users with their own preferences."""
+
+import threading
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from conftest import make_tiny_llama
+from uniarm.adapters import AdapterConfig, PreferenceARM
+from uniarm.decoding import DecodingConfig, GuidedDecoder, PreferenceGuide
+from uniarm.serving.app import create_app
+
+OBJECTIVES = ("helpful", "harmless")
+
+
+@pytest.fixture(scope="module")
+def decoder(tokenizer):
+    base = make_tiny_llama(tokenizer, seed=0)
+    arm = PreferenceARM(make_tiny_llama(tokenizer, seed=1), tokenizer, OBJECTIVES, AdapterConfig())
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in arm.trainable_parameters():
+            p.normal_(std=0.5)
+    return GuidedDecoder(
+        base,
+        tokenizer,
+        [PreferenceGuide(arm, tokenizer)],
+        DecodingConfig(max_new_tokens=6, batch_size=8),
+    )
+
+
+@pytest.fixture
+def client(decoder):
+    app = create_app(decoder, {"base_model": "tiny", "method": "uniarm"}, max_wait_s=0.3)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_page_and_info(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "Compare three preferences" in page.text
+    info = client.get("/v1/info").json()
+    assert info["objectives"] == list(OBJECTIVES) and info["method"] == "uniarm"
+
+
+def test_concurrent_users_share_a_batch_and_match_lone_decoding(client, decoder):
+    prefs = [{"helpful": 1.0}, {"helpful": 0.5, "harmless": 0.5}, {"harmless": 1.0}]
+    replies = [None] * 3
+
+    def call(i):
+        replies[i] = client.post("/v1/generate", json={"prompt": "Hello", "preference": prefs[i]})
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    health = client.get("/healthz").json()
+    assert health["rows"] == 3 and health["batches"] < 3  # at least two shared a batch
+    for pref, reply in zip(([1.0, 0.0], [0.5, 0.5], [0.0, 1.0]), replies, strict=True):
+        alone = decoder.generate(["Hello"], [pref])[0]
+        assert reply.json()["text"] == alone.text
+        assert reply.json()["new_tokens"] == len(alone.token_ids)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"prompt": "hi", "preference": {"helpful": 0.7, "harmless": 0.7}}, "sums to"),
+        ({"prompt": "hi", "preference": {"funny": 1.0}}, "unknown objective"),
+        ({"prompt": "hi"}, "needs a preference"),
+        ({"preference": [0.5, 0.5]}, "exactly one of"),
+        ({"prompt": "hi", "preference": [0.5, 0.5], "max_new_tokens": 0}, "out of range"),
+        ({"prompt": "hi", "preference": [0.5, 0.5], "top_p": 2}, "top_p"),
+    ],
+)
+def test_bad_requests_get_a_clear_400(client, body, message):
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
