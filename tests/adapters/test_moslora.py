@@ -68,6 +68,7 @@ def test_merge_equals_unmerged_and_unmerge_restores_exactly(bias):
     b = None if b is None else b.data.clone()
     x = torch.randn(2, 5, M)
     for seed in range(5):
+        torch.manual_seed(seed)
         pref = (
             torch.distributions.Dirichlet(torch.ones(K))
             .sample(
