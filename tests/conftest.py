@@ -14,7 +14,8 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: tiny matmuls on two threads of a shared machine are far slower, not faster.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -131,7 +131,9 @@ def load_recipe(path: str | Path | None, section: str | None = None) -> dict[str
         return {}
     path = Path(path)
     if not path.is_file():
-        raise UniarmError(f"recipe file not found: {path}", "pass an existing YAML file to --recipe")
+        raise UniarmError(
+            f"recipe file not found: {path}", "pass an existing YAML file to --recipe"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

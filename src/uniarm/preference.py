@@ -111,7 +111,9 @@ def simplex_grid(k: int, step: float) -> list[tuple[float, ...]]:
     return sorted(points, reverse=True)
 
 
-def task_grid(k: int, edge_step: float = 0.1, interior_step: float = 0.2) -> list[tuple[float, ...]]:
+def task_grid(
+    k: int, edge_step: float = 0.1, interior_step: float = 0.2
+) -> list[tuple[float, ...]]:
     """The evaluation grid: for k = 2 the line at `edge_step` (11 points at 0.1); for k >= 3 the
     simplex edges at `edge_step` plus the interior points at `interior_step` (METHOD.md §6)."""
     edges = [p for p in simplex_grid(k, edge_step) if sum(v == 0 for v in p) >= k - 2]

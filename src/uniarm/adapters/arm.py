@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from uniarm.adapters.moslora import MoSLoRALinear
 from uniarm.adapters.pblora import PBLoRALinear
 from uniarm.adapters.state import PreferenceState
 from uniarm.errors import UniarmError
+from uniarm.io import atomic_dir
 from uniarm.objectives import describe
 from uniarm.preference import as_tensor, validate_preference
 
@@ -179,22 +178,11 @@ class PreferenceARM(nn.Module):
         if self.merged is not None:
             raise UniarmError("cannot save a merged ARM", "unmerge() before saving")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as staging:
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.adapter_state().items()}
             tensors["objective_embeddings"] = self.state.objective_embeddings.cpu().contiguous()
             save_file(tensors, staging / "adapter.safetensors")
             (staging / "arm.json").write_text(json.dumps(self.describe(training), indent=2))
-            old = path.with_name(f".{path.name}.old")
-            if path.exists():
-                path.rename(old)
-            staging.rename(path)
-            if old.exists():
-                shutil.rmtree(old)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
         return path
 
     @classmethod

@@ -18,9 +18,6 @@ which `peft.PeftModel.from_pretrained` also reads on its own.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +32,7 @@ from uniarm.adapters.config import DEFAULT_TARGETS
 from uniarm.adapters.inject import find_targets
 from uniarm.config import field
 from uniarm.errors import UniarmError
+from uniarm.io import atomic_dir
 
 GENARM_FORMAT = "uniarm-genarm/1"
 GENARM_MANIFEST = "genarm.json"
@@ -174,9 +172,7 @@ class GenARM(nn.Module):
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as staging:
             for objective in self.objectives:
                 folder = staging / objective
                 state = get_peft_model_state_dict(self.model, adapter_name=objective)
@@ -185,10 +181,6 @@ class GenARM(nn.Module):
                 save_file(tensors, folder / ADAPTER_WEIGHTS, metadata={"format": "pt"})
                 self.model.peft_config[objective].save_pretrained(folder)
             (staging / GENARM_MANIFEST).write_text(json.dumps(self.describe(training), indent=2))
-            _swap_in(staging, path)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
         return path
 
     @classmethod
@@ -261,18 +253,3 @@ def read_genarm_config(path: str | Path) -> dict[str, Any]:
                 "the checkpoint may be corrupt; train it again",
             )
     return meta
-
-
-def _swap_in(staging: Path, path: Path) -> None:
-    """Replace the folder `path` by `staging` with renames only."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp made it 0700
-    old = path.with_name(f".{path.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
-        path.rename(old)
-    staging.rename(path)
-    if old.exists():
-        shutil.rmtree(old)

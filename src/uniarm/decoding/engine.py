@@ -8,6 +8,11 @@ mask, which grows by one column per step. Rows that share a prompt share the pre
 preference-independent model (the base, GenARM's members, a merged ARM): that prompt is run
 once and its cache rows are copied. Finished rows are dropped from the batch and from every
 cache once enough of them are done.
+
+With `base_term=False` the base model's log-probabilities leave the mixture and its forward is
+never run: log p = Σ_i w_i log π_i over the guides alone, which is MOD's logit mixing of
+per-objective tuned models (METHOD.md §2). The base model then only supplies the vocabulary,
+context length, device and EOS ids.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class StepInfo:
 
     step: int
     rows: list[int]  # the call's row index of each batch row
-    base_logits: torch.Tensor
+    base_logits: torch.Tensor | None  # None when the decoder has no base term
     guide_logits: list[torch.Tensor]
     log_probs: torch.Tensor
     tokens: torch.Tensor
@@ -97,6 +102,8 @@ class GuidedDecoder:
         config: default decoding settings (each call may pass its own).
         eos_token_ids: ids that end a response (default: the tokenizer's and the base
             model's generation config's EOS ids).
+        base_term: keep log π_base in the mixture; False drops it and skips the base forward
+            (MOD: the guides' weighted log-probabilities alone; needs at least one guide).
     """
 
     def __init__(
@@ -106,10 +113,17 @@ class GuidedDecoder:
         guides: Sequence[Guide] = (),
         config: DecodingConfig | None = None,
         eos_token_ids: Sequence[int] | None = None,
+        base_term: bool = True,
     ):
         self.base = base
         self.tokenizer = tokenizer
         self.guides = list(guides)
+        self.base_term = bool(base_term)
+        if not self.base_term and not self.guides:
+            raise UniarmError(
+                "a decoder without the base term needs at least one guide",
+                "pass the tuned models as guides, or keep base_term=True",
+            )
         self.config = config or DecodingConfig()
         self.objectives = self._check_objectives()
         self.vocab_size = self._check_vocab()
@@ -264,11 +278,14 @@ class GuidedDecoder:
 
         for guide in self.guides:
             guide.prepare(chunk_prefs)
-        streams = [_Stream(self._base_step, True)]
+        streams = [_Stream(self._base_step, True)] if self.base_term else []
         streams += [_Stream(g.forward, not g.preference_dependent) for g in self.guides]
+        models = [self.base] if self.base_term else []
+        models += [g.model for g in self.guides]
+        first_guide = 1 if self.base_term else 0  # index of the first guide's stream
         for guide in self.guides:
             guide.condition(chunk_prefs)
-        self._prefill(streams, ids, mask, row_prompt, cfg.share_prefill)
+        self._prefill(streams, models, ids, mask, row_prompt, cfg.share_prefill)
 
         batch = _Batch(
             rows=list(chunk),
@@ -283,12 +300,14 @@ class GuidedDecoder:
         stop_window = 4 * max((len(s) for s in cfg.stop), default=0) + 4
 
         for step in range(cfg.max_new_tokens):
-            log_probs = guided_log_probs(
-                streams[0].logits,
-                [s.logits for s in streams[1:]],
-                batch.weights,
-                self.vocab_size,
-            )
+            base_logits = streams[0].logits if self.base_term else None
+            guide_logits = [s.logits for s in streams[first_guide:]]
+            if self.base_term:
+                log_probs = guided_log_probs(
+                    base_logits, guide_logits, batch.weights, self.vocab_size
+                )
+            else:
+                log_probs = mixture_log_probs(guide_logits, batch.weights, self.vocab_size)
             chosen = choose_tokens(
                 log_probs, cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p, batch.generators
             )
@@ -296,14 +315,7 @@ class GuidedDecoder:
             chosen = chosen.masked_fill(done, self.pad_token_id)  # finished rows idle on pads
             if on_step is not None:
                 on_step(
-                    StepInfo(
-                        step,
-                        list(batch.rows),
-                        streams[0].logits,
-                        [s.logits for s in streams[1:]],
-                        log_probs,
-                        chosen,
-                    )
+                    StepInfo(step, list(batch.rows), base_logits, guide_logits, log_probs, chosen)
                 )
             self._record(batch, chosen.tolist(), tokens, finish, cfg, stop_window)
             if all(batch.done) or step == cfg.max_new_tokens - 1:
@@ -335,14 +347,13 @@ class GuidedDecoder:
     def _base_step(self, input_ids, attention_mask, position_ids, cache):
         return base_forward(self.base, input_ids, attention_mask, position_ids, cache)
 
-    def _prefill(self, streams, ids, mask, row_prompt, share: bool) -> None:
+    def _prefill(self, streams, models, ids, mask, row_prompt, share: bool) -> None:
         """Run the prompts through every model; shared streams run each unique prompt once."""
         positions = prefill_positions(mask)
         index = row_prompt.to(ids.device)
         identity = len(row_prompt) == ids.shape[0] and bool(
             (row_prompt == torch.arange(len(row_prompt))).all()
         )
-        models = [self.base, *(g.model for g in self.guides)]
         for stream, model in zip(streams, models, strict=True):
             stream.cache = new_cache(model)
             if identity:
@@ -394,6 +405,21 @@ class GuidedDecoder:
         prompt: EncodedPrompt = encoded[row]
         preference = None if prefs is None else _as_tuple(prefs[row])
         return Generation(text, generated, reason, len(prompt.ids), prompt.cut, preference)
+
+
+def mixture_log_probs(
+    guide_logits: Sequence[torch.Tensor], guide_weights: Sequence[torch.Tensor], vocab_size: int
+) -> torch.Tensor:
+    """log p = Σ_i w_i log π_i, renormalised: the guides with no base term (MOD, METHOD.md §2).
+
+    Same arguments as `guided_log_probs` without the base; (rows, vocab_size).
+    """
+    scores = None
+    for logits, weight in zip(guide_logits, guide_weights, strict=True):
+        term = torch.log_softmax(logits[:, :vocab_size].float(), dim=-1)
+        term = weight.to(term.device, term.dtype).unsqueeze(1) * term
+        scores = term if scores is None else scores + term
+    return torch.log_softmax(scores, dim=-1)
 
 
 def _as_tuple(preference: torch.Tensor) -> tuple[float, ...]:

@@ -54,8 +54,10 @@ def encode_prompts(
         if not _user_text(prompt).strip():
             raise UniarmError(f"prompt {number} is empty", "give every prompt some text")
         if chat_template:
+            # As training encodes prompts: a chat template writes its own special tokens.
             text = render_prompt(tokenizer, prompt)
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            templated = bool(getattr(tokenizer, "chat_template", None))
+            ids = tokenizer(text, add_special_tokens=not templated)["input_ids"]
         else:
             text = prompt if isinstance(prompt, str) else "\n\n".join(t.content for t in prompt)
             ids = tokenizer(text)["input_ids"]

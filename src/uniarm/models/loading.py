@@ -13,14 +13,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from uniarm.errors import UniarmError
+from uniarm.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +122,10 @@ def _convert_gguf(gguf_path: Path, target: Path, stamp: dict) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    (target / MARKER).write_text(json.dumps(stamp))
+    (target / MARKER).write_text(json.dumps(stamp))  # last: only now is the entry complete
 
 
 def load_tokenizer(spec: str):

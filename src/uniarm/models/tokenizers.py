@@ -11,7 +11,6 @@ from __future__ import annotations
 from uniarm.errors import UniarmError
 
 
-
 def shared_vocab_size(base_tokenizer, arm_tokenizer, base_logits: int, arm_logits: int) -> int:
     """The number of leading token ids both models agree on; raise when they do not agree."""
     base_vocab = base_tokenizer.get_vocab()

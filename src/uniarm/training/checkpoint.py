@@ -16,10 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 import torch
 
 from uniarm.errors import UniarmError
-from uniarm.io import append_jsonl, read_jsonl, write_json, write_text
+from uniarm.io import append_jsonl, atomic_dir, old_dir, read_jsonl, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +41,6 @@ def data_fingerprint(pairs: Sequence) -> str:
         record = [pair.prompt_id, list(pair.responses), sorted(pair.winners.items())]
         digest.update(json.dumps(record).encode())
     return digest.hexdigest()[:16]
-
-
-def readable(path: Path) -> None:
-    """Give a folder made by `tempfile.mkdtemp` (mode 0700) the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
-
-
-def swap_in(staging: Path, path: Path) -> None:
-    """Replace the folder `path` by `staging` with renames; `.old` bridges a kill in between."""
-    readable(staging)
-    old = path.with_name(f".{path.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
-        path.rename(old)
-    staging.rename(path)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -169,23 +147,13 @@ class RunFolder:
 
     def save_checkpoint(self, save_arm, trainer_state: dict) -> None:
         """Write arm/ (via `save_arm(path)`) and trainer.pt into a staging folder; swap it in."""
-        staging = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=self.path))
-        try:
+        with atomic_dir(self.checkpoint) as staging:
             save_arm(staging / "arm")
             torch.save(trainer_state, staging / TRAINER_STATE)
-            swap_in(staging, self.checkpoint)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
         self.update(step=trainer_state["step"])
 
     def finish(self, save_arm, **fields) -> None:
-        staging = Path(tempfile.mkdtemp(prefix=".arm.", dir=self.path))
-        try:
-            save_arm(staging / "arm")
-            swap_in(staging / "arm", self.arm_path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        save_arm(self.arm_path)  # itself an atomic folder swap
         self.update(status="finished", **fields)
         shutil.rmtree(self.checkpoint, ignore_errors=True)
 
@@ -193,7 +161,7 @@ class RunFolder:
 
     def _checkpoint_dir(self) -> Path | None:
         """The checkpoint folder; the `.old` one when a kill fell between the two renames."""
-        for candidate in (self.checkpoint, self.path / ".checkpoint.old"):
+        for candidate in (self.checkpoint, old_dir(self.checkpoint)):
             if (candidate / TRAINER_STATE).is_file() and (candidate / "arm").is_dir():
                 return candidate
         return None
