@@ -108,3 +108,16 @@ def test_oracle_must_cover_the_task(tmp_path, data_root):
 def test_reference_of_the_wrong_dimension(tmp_path, data_root):
     with pytest.raises(UniarmError, match="has 3 values but the safety task has 2"):
         config(tmp_path, data_root, reference=(0, 0, 0))
+
+
+def test_reference_points_lie_below_the_teachers_recorded_scores(data_root):
+    from uniarm.data import load_dataset_by_name
+    from uniarm.evaluation.config import REFERENCE_POINTS
+    from uniarm.objectives import get_task
+
+    for task, name in (("safety", "pku_saferlhf_10k_scored"), ("assistant", "hh_rlhf_scored500")):
+        pairs = load_dataset_by_name(name, data_root)
+        for objective, ref in zip(get_task(task).objectives, REFERENCE_POINTS[task], strict=True):
+            scores = [s for p in pairs for s in p.scores[objective]]
+            assert ref <= np.percentile(scores, 1), (task, objective)
+            assert ref >= np.percentile(scores, 0) - 5  # not so low that HV is all offset

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from uniarm.errors import UniarmError
-from uniarm.evaluation.metrics import SweepResult
+from uniarm.evaluation.config import REFERENCE_POINTS
+from uniarm.evaluation.metrics import SweepResult, summarise_sweep
 from uniarm.evaluation.plots import plot_fronts
 from uniarm.evaluation.report import write_report
 
@@ -19,38 +20,43 @@ def read_summary(folder: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def as_result(summary: dict) -> SweepResult:
-    """The summary as a SweepResult; the base model's one point stands at every preference."""
+def as_result(summary: dict, reference: Sequence[float]) -> SweepResult:
+    """HV and MIP of a stored sweep, measured from `reference`; the base model's one point
+    stands at every preference of the grid."""
     points = {tuple(p["preference"] or ()): tuple(p["scores"]) for p in summary["points"]}
-    grid = [tuple(g) for g in summary["grid"]]
-    scores = [points.get(g) or points[()] for g in grid]
-    return SweepResult(
-        method=summary["method"],
-        preferences=tuple(grid),
-        scores=tuple(scores),
-        reference=tuple(summary["reference"]),
-        hypervolume=summary["hypervolume"],
-        mean_inner_product=summary["mean_inner_product"],
-    )
+    sweep = {tuple(g): points.get(tuple(g)) or points[()] for g in summary["grid"]}
+    return summarise_sweep(summary["method"], sweep, reference)  # repeats add no volume
 
 
 def compare(
-    folders: Sequence[str | Path], plot_path: Path, report_path: Path, title: str
+    folders: Sequence[str | Path],
+    plot_path: Path,
+    report_path: Path,
+    title: str,
+    reference: Sequence[float] | None = None,
 ) -> list[dict]:
-    """Write the overlay plot and report of the sweeps in `folders`; return their summaries."""
+    """Write the overlay plot and report of the sweeps in `folders`; return their summaries,
+    with HV and MIP measured from one reference point (default: the task's)."""
     summaries = [read_summary(f) for f in folders]
     first = summaries[0]
     for s in summaries[1:]:
-        if (s["task"], s["oracle"], s["reference"]) != (
-            first["task"],
-            first["oracle"],
-            first["reference"],
-        ):
+        if (s["task"], s["oracle"]) != (first["task"], first["oracle"]):
             raise UniarmError(
                 f"results of {s['method']} and {first['method']} are not comparable "
-                "(task, oracle or reference point differ)",
-                "evaluate every method with the same task, oracle and reference point",
+                "(their task or oracle differ)",
+                "evaluate every method with the same task and oracle",
             )
+    reference = tuple(reference or REFERENCE_POINTS[first["task"]])
+    results = [as_result(s, reference) for s in summaries]
+    summaries = [
+        {
+            **s,
+            "reference": list(reference),
+            "hypervolume": r.hypervolume,
+            "mean_inner_product": r.mean_inner_product,
+        }
+        for s, r in zip(summaries, results, strict=True)
+    ]
     fronts = {
         s["method"]: [
             (None if p["preference"] is None else tuple(p["preference"]), p["scores"])
@@ -58,9 +64,6 @@ def compare(
         ]
         for s in summaries
     }
-    plot_fronts(
-        fronts, first["objectives"], plot_path, title, first["oracle"], reference=first["reference"]
-    )
-    results = [as_result(s) for s in summaries]
+    plot_fronts(fronts, first["objectives"], plot_path, title, first["oracle"], reference=reference)
     write_report(report_path, results, first["objectives"], first["oracle"], title=title)
     return summaries

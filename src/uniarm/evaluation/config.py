@@ -9,13 +9,14 @@ from uniarm.config import field
 from uniarm.errors import UniarmError
 from uniarm.objectives import get_task
 
-# Hypervolume reference points, one per task and oracle scale (METHOD.md §6: part of the
-# task's configuration, the same for every method compared). On the scale of the beaver-7b
-# reward (help) and negated cost (harm) that the distilled safety oracles reproduce, and of the
-# assistant task's reward models; each lies below what SmolLM2's own replies score on average.
+# Hypervolume reference points (METHOD.md §6: part of the task's configuration, the same for
+# every method compared). Each is the 1st percentile, per objective, of the teacher reward
+# models' recorded scores on the task's data (beaver-7b reward and negated cost for safety; the
+# helpful, harmless and humor models of hh_rlhf_scored500 for the assistant task), rounded down:
+# on the scale the distilled oracles reproduce, nearly every real reply scores above it.
 REFERENCE_POINTS: dict[str, tuple[float, ...]] = {
-    "safety": (-8.0, -16.0),
-    "assistant": (-4.0, -4.0, -4.0),
+    "safety": (-15.0, -42.0),
+    "assistant": (-2.5, -5.0, -2.5),
 }
 
 
