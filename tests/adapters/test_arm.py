@@ -138,3 +138,15 @@ def test_only_adapter_parameters_train(tokenizer):
     arm = build_arm(tokenizer, randomise=False)
     trainable = {id(p) for p in arm.parameters() if p.requires_grad}
     assert trainable == {id(p) for p in arm.trainable_parameters()}
+
+
+def test_centered_objective_embeddings(tokenizer):
+    arm = build_arm(tokenizer, randomise=False)
+    mean = arm.state.objective_embeddings
+    centered = build_arm(tokenizer, randomise=False, objective_embedding="centered")
+    e = centered.state.objective_embeddings
+    expected = (mean - mean.mean(0)) / (mean - mean.mean(0)).pow(2).mean(1, keepdim=True).sqrt()
+    torch.testing.assert_close(e, expected)
+    torch.testing.assert_close(e.pow(2).mean(1), torch.ones(2))
+    torch.testing.assert_close(e[0], -e[1])  # two objectives: opposite directions
+    assert e.shape == mean.shape

@@ -85,11 +85,12 @@ def test_final_eos_is_a_label_although_pad_is_eos(tokenizer):
     assert got.item() < 0  # one real label, not zero labels
 
 
-def test_responses_are_cut_from_the_right_keeping_eos(tokenizer):
+def test_cut_responses_have_no_eos_and_whole_ones_keep_it(tokenizer):
     text = "one two three four five six seven eight"
     full = tokenizer(text, add_special_tokens=False)["input_ids"]
-    cut = encode_response(tokenizer, text, 4)
-    assert cut == full[:3] + [tokenizer.eos_token_id]
+    assert encode_response(tokenizer, text, 4) == full[:4]
+    assert encode_response(tokenizer, text, len(full)) == full  # exactly full: no room for EOS
+    assert encode_response(tokenizer, text, len(full) + 1) == full + [tokenizer.eos_token_id]
     assert encode_response(tokenizer, "ok", 4) == tokenizer("ok", add_special_tokens=False)[
         "input_ids"
     ] + [tokenizer.eos_token_id]

@@ -22,7 +22,7 @@ from torch import nn
 
 from uniarm import config as cfg
 from uniarm.adapters.config import AdapterConfig
-from uniarm.adapters.embeddings import objective_embeddings
+from uniarm.adapters.embeddings import centered, objective_embeddings
 from uniarm.adapters.inject import inject
 from uniarm.adapters.moslora import MoSLoRALinear
 from uniarm.adapters.pblora import PBLoRALinear
@@ -89,6 +89,8 @@ class PreferenceARM(nn.Module):
         )
         if embeddings is None:
             embeddings = objective_embeddings(model, tokenizer, self.descriptions)
+            if adapter.objective_embedding == "centered":
+                embeddings = centered(embeddings)
         device = model.get_input_embeddings().weight.device
         self.state = PreferenceState(embeddings.to(device))
         self.layers = inject(model, adapter.target_modules, self._make_layer)

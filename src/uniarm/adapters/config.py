@@ -23,6 +23,11 @@ class AdapterConfig:
         alpha: LoRA alpha; the shared module is scaled by alpha / rank_shared.
         shift: MoSLoRA only: keep the additive shift term (beta); off for the ablation.
         target_modules: names of the linear layers to adapt (matched on the last name part).
+        objective_embedding: `mean` (METHOD.md §3: the mean input embedding of each
+            description) or `centered`: those means minus their average over the objectives,
+            each scaled to unit RMS per element. Mean embeddings of short descriptions are
+            nearly parallel (cosine about 0.8) and small beside the hidden states, so the
+            modulation starts out barely able to tell the objectives apart.
     """
 
     adapter: Literal["moslora", "pblora"] = field("moslora", help="adapter type")
@@ -31,8 +36,15 @@ class AdapterConfig:
     alpha: float = field(8.0, help="LoRA alpha; the shared module is scaled by alpha / r1")
     shift: bool = field(True, help="MoSLoRA: keep the shift term beta (off = ablation)")
     target_modules: tuple[str, ...] = field(DEFAULT_TARGETS, help="linear layers to adapt")
+    objective_embedding: Literal["mean", "centered"] = field(
+        "mean", help="objective embeddings: mean (METHOD.md) or centered (unit RMS)"
+    )
 
     def __post_init__(self):
+        if self.objective_embedding not in ("mean", "centered"):
+            raise UniarmError(
+                f"unknown objective_embedding {self.objective_embedding!r}", "use mean or centered"
+            )
         if self.adapter not in ("moslora", "pblora"):
             raise UniarmError(f"unknown adapter {self.adapter!r}", "use moslora or pblora")
         if self.rank_shared < 0 or self.rank_modulation < 0:

@@ -24,3 +24,15 @@ def objective_embeddings(model, tokenizer, descriptions: Sequence[str]) -> torch
             raise UniarmError(f"objective description {text!r} has no tokens", "describe it")
         rows.append(table[torch.tensor(ids, device=table.device)].float().mean(dim=0))
     return torch.stack(rows)
+
+
+def centered(embeddings: torch.Tensor) -> torch.Tensor:
+    """Each objective's embedding minus their average, scaled to unit RMS per element.
+
+    With two objectives the rows become opposite, so a preference's mixed vector is
+    (λ_1 - λ_2) times one direction and the even mix is the zero vector (no modulation).
+    """
+    if embeddings.shape[0] < 2:
+        return embeddings / embeddings.pow(2).mean(dim=1, keepdim=True).sqrt()
+    out = embeddings - embeddings.mean(dim=0, keepdim=True)
+    return out / out.pow(2).mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)

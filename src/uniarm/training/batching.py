@@ -74,12 +74,16 @@ def encode_prompt(tokenizer, conversation, max_tokens: int) -> list[int]:
 
 
 def encode_response(tokenizer, text: str, max_tokens: int) -> list[int]:
-    """The response's ids plus EOS; a longer one is cut from the right and keeps its EOS."""
+    """The response's ids plus EOS (a label even when pad = eos). A longer response is cut
+    from the right to `max_tokens` and gets no EOS: it had not ended there, and an EOS label
+    in mid-sentence would penalise exactly the long responses."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise UniarmError("the tokenizer has no EOS token", "use a model with an EOS token")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids[: max_tokens - 1] + [eos]
+    if len(ids) >= max_tokens:
+        return ids[:max_tokens]
+    return ids + [eos]
 
 
 def encode_pairs(

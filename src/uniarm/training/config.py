@@ -82,7 +82,7 @@ class TrainConfig:
         num_pairs: training pairs drawn from the task's train split (0: all of them).
         eval_pairs: validation pairs for the held-out pairwise accuracy (0: no evaluation).
         max_prompt_tokens: prompts longer than this are cut from the left.
-        max_response_tokens: responses longer than this are cut from the right, keeping EOS.
+        max_response_tokens: responses longer than this are cut from the right (no EOS label).
         batch_size: pairs per forward on each process.
         grad_accumulation: forwards per optimizer step; the effective batch is
             batch_size · grad_accumulation · processes.
@@ -100,6 +100,7 @@ class TrainConfig:
         lora_rank: GenARM's LoRA rank (default 8).
         alpha: LoRA alpha (default 8 for MoSLoRA / PBLoRA, 16 for GenARM).
         target_modules: the linear layers that get adapters.
+        objective_embedding: how MoSLoRA's objective embeddings are made (see AdapterConfig).
         mixed_precision: `no` (fp32) or `bf16` autocast (GPUs).
         gradient_checkpointing: trade compute for memory in the transformer body.
         seed: seed of the adapter initialisation, the data order and the preference draws.
@@ -136,6 +137,9 @@ class TrainConfig:
     lora_rank: int | None = field(None, help="GenARM's LoRA rank")
     alpha: float | None = field(None, help="LoRA alpha")
     target_modules: tuple[str, ...] = field(DEFAULT_TARGETS, help="linear layers to adapt")
+    objective_embedding: Literal["mean", "centered"] = field(
+        "mean", help="UniARM/PARM objective embeddings: mean (METHOD.md) or centered"
+    )
     mixed_precision: Literal["no", "bf16"] = field("no", help="no (fp32) or bf16")
     gradient_checkpointing: bool = field(False, help="checkpoint the transformer body")
     seed: int = field(0, help="seed of init, data order and preference draws")
@@ -247,6 +251,7 @@ class TrainConfig:
             ),
             alpha=alpha,
             target_modules=self.target_modules,
+            objective_embedding=self.objective_embedding,
         )
 
     def resolved(self) -> dict[str, Any]:
