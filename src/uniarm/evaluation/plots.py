@@ -107,7 +107,8 @@ def _draw_pair(ax, fronts, i: int, j: int, label_all: bool, reference) -> None:
                 **BASE_STYLE,
             )
     if reference is not None:
-        ax.scatter([reference[i]], [reference[j]], marker="x", color="grey", label="HV reference")
+        # Named, not drawn: a reference far below the fronts would squash them into a corner.
+        ax.plot([], [], " ", label=f"HV reference: ({reference[i]:g}, {reference[j]:g})")
     ax.grid(True, alpha=0.3)
 
 
