@@ -84,7 +84,7 @@ def test_corrupt_cache_entry_names_the_folder(tmp_path, monkeypatch, tiny_model_
     target = fake_embedded(monkeypatch, tmp_path, b"x")
     shutil.copytree(tiny_model_dir, target)
     gguf = tmp_path / "site" / "fake_gguf_pkg" / "m.gguf"
-    stamp = {"gguf": str(gguf), "gguf_bytes": 1}
+    stamp = {"gguf": gguf.name, "gguf_bytes": 1}
     (target / loading.MARKER).write_text(json.dumps(stamp))
     (target / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(UniarmError, match=f"delete {target}"):

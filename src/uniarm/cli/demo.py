@@ -5,7 +5,7 @@ with SmolLM2-135M-Instruct guided by it, scores the replies with the distilled o
 prints HV and MIP beside the base model alone; the plot and report land in the output folder.
 Every stage is cached: a second run reuses what the first finished, an interrupted one resumes.
 
-    uniarm demo                  # about 20 minutes on 2 cores
+    uniarm demo                  # about 7 minutes on a free core (plus 4 to train oracles)
     uniarm demo --quick          # the same path in a few minutes (CI)
     uniarm demo --recipe recipes/demo-paper.yaml   # the paper's settings, for a GPU
 """
@@ -33,11 +33,14 @@ class DemoConfig:
         output: the demo's folder (training run, sweeps, plot and report).
         data_root: the shared data folder.
         threads: torch CPU threads (0: torch's default).
+        overwrite: restart a stage whose folder holds other settings (the old one is kept
+            aside by evaluation, replaced by training).
     """
 
     output: Path = field(Path("runs/demo"), help="the demo's folder")
     data_root: Path | None = field(None, help="shared data folder")
     threads: int = field(0, help="torch CPU threads (0: torch's default)")
+    overwrite: bool = field(False, help="start again where a stage holds other settings")
 
 
 def register(subparsers) -> None:
@@ -87,7 +90,7 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
         TrainConfig,
         {**train_values, "data_root": demo.data_root, "output_dir": out / "train-uniarm"},
     )
-    checkpoint = train(train_config)
+    checkpoint = train(train_config, overwrite=demo.overwrite)
     log.info("UniARM checkpoint: %s (%.0f s so far)", checkpoint, time.perf_counter() - start)
 
     # -- sweeps ----------------------------------------------------------------------------
@@ -100,7 +103,14 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
     folders = []
     for method, arm in (("base", None), ("uniarm", checkpoint)):
         config = cfg.build(
-            EvalConfig, {**shared, "method": method, "arm": arm, "output": out / f"eval-{method}"}
+            EvalConfig,
+            {
+                **shared,
+                "method": method,
+                "arm": arm,
+                "output": out / f"eval-{method}",
+                "overwrite": demo.overwrite,
+            },
         )
         folders.append(run_evaluation(config, oracle=oracle, quiet=quiet).folder)
 

@@ -1,6 +1,6 @@
 """`uniarm evaluate`: sweep a method over the task's preference grid, score, report HV / MIP.
 
-uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/final
+uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/arm
 uniarm evaluate --task safety --method base            # the base model alone
 uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
 """
@@ -62,5 +62,11 @@ def print_summary(summary: dict, folder: Path | None = None) -> None:
         f"MIP {summary['mean_inner_product']:8.4f}  (reference {ref}; oracle: "
         f"{summary['oracle']})"
     )
+    scores = {tuple(p["scores"]) for p in summary["points"]}
+    if summary.get("guided") and len(scores) == 1:
+        print(
+            f"{'':>16}  note: every preference gave the same mean scores: the ARM's "
+            "preference conditioning changed nothing measurable (train it longer)"
+        )
     if folder is not None:
         print(f"results: {folder}")

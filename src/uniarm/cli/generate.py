@@ -1,8 +1,8 @@
 """`uniarm generate`: decode prompts with the base model, steered by a reward model.
 
-    uniarm generate --arm runs/safety-uniarm/final --preference helpful=0.3,harmless=0.7 \\
+    uniarm generate --arm runs/safety-uniarm-seed0/arm --preference helpful=0.3,harmless=0.7 \\
         --prompt "How do I pick a lock?"
-    uniarm generate --arm runs/safety-genarm/final --preference 1,0 0.5,0.5 0,1 \\
+    uniarm generate --arm runs/safety-genarm-seed0/arm --preference 1,0 0.5,0.5 0,1 \\
         --prompts-file prompts.jsonl --output replies.jsonl
     uniarm generate --prompt "Tell me a joke"          # the base model alone
 

@@ -1,6 +1,6 @@
 """`uniarm serve`: the HTTP API and the preference page, over one base model and its ARM(s).
 
-uniarm serve --arm runs/demo/train-uniarm/final          # then open http://127.0.0.1:8000
+uniarm serve --arm runs/demo/train-uniarm/arm          # then open http://127.0.0.1:8000
 uniarm serve                                              # the base model alone
 """
 

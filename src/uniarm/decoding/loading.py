@@ -37,8 +37,18 @@ METHODS = ("uniarm", "parm", "genarm")
 def checkpoint_method(path: str | Path) -> str:
     """The `method` recorded in a checkpoint folder."""
     path = Path(path)
+    if path.is_file():
+        raise UniarmError(
+            f"{path} is a file, not a reward model checkpoint folder",
+            f"pass the folder that holds it: {path.parent}",
+        )
     if not path.is_dir():
         raise UniarmError(f"reward model checkpoint not found: {path}", "pass an ARM folder")
+    if (path / "run.json").is_file() and (path / "arm").is_dir():
+        raise UniarmError(
+            f"{path} is a training run folder, not the ARM itself",
+            f"pass its trained ARM: {path / 'arm'}",
+        )
     for name in ("arm.json", GENARM_MANIFEST, "config.json"):
         meta_path = path / name
         if not meta_path.is_file():

@@ -24,9 +24,11 @@ def load_task_oracle(task: str, oracle_path: Path | None, data_root: Path | None
 
 def make_generator(config: EvalConfig):
     """A `Generate` function over a guided decoder built from the settings."""
-    from uniarm.decoding import DecodingConfig, GuidedDecoder, load_guides
+    from uniarm.decoding import DecodingConfig, GuidedDecoder, checkpoint_method, load_guides
     from uniarm.models import load_model
 
+    if config.arm is not None:
+        checkpoint_method(config.arm)  # a wrong path fails before any model loads
     base, tokenizer = load_model(config.base_model)
     guides = [] if config.arm is None else load_guides(config.arm)
     decoding = DecodingConfig(

@@ -88,7 +88,8 @@ def embedded_model_dir(name: str) -> Path:
         raise UniarmError(f"{gguf_path} is missing", f"reinstall the package: {entry.pip_hint}")
     target = cache_root() / "models" / name
     marker = target / MARKER
-    stamp = {"gguf": str(gguf_path), "gguf_bytes": gguf_path.stat().st_size}
+    # Not the file's path: checkouts with venvs of their own may share one cache.
+    stamp = {"gguf": entry.gguf_file, "gguf_bytes": gguf_path.stat().st_size}
     if marker.is_file():
         try:
             recorded = json.loads(marker.read_text())
