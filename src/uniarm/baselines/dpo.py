@@ -86,16 +86,19 @@ def dpo_rows(tokenizer, pairs: Sequence[PreferencePair], objective: str, config:
     """trl's prompt / chosen / rejected texts, cut to the ARMs' token caps.
 
     The prompt is the chat-templated conversation cut from the left to `max_prompt_tokens`,
-    and each response is cut from the right to `max_response_tokens - 1` tokens (trl appends
-    EOS), exactly as the ARMs' pairs are encoded; trl tokenizes the texts again.
+    as the ARMs' prompts are, and each response is cut from the right to
+    `max_response_tokens - 1` tokens, since trl appends EOS to every response; trl tokenizes
+    the texts again.
+
+    # NOTE: unlike the ARMs' encoding, a cut response thus still ends in an EOS label here.
     """
-    from uniarm.training.batching import encode_prompt, encode_response
+    from uniarm.training.batching import encode_prompt
 
     rows = []
     for pair in pairs:
         prompt = encode_prompt(tokenizer, pair.conversation, config.max_prompt_tokens)
         chosen, rejected = (
-            encode_response(tokenizer, text, config.max_response_tokens)[:-1]
+            tokenizer(text, add_special_tokens=False)["input_ids"][: config.max_response_tokens - 1]
             for text in pair.chosen_rejected(objective)
         )
         rows.append(
