@@ -167,3 +167,25 @@ def test_an_interrupted_member_resumes_to_the_uninterrupted_result(
         assert a.keys() == b.keys()
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_a_folder_that_is_not_a_policies_folder_is_refused_clearly(tmp_path):
+    with pytest.raises(UniarmError, match="is not a DPO policies folder") as err:
+        read_policies(tmp_path)
+    assert "train_policies" in err.value.fix
+
+    manifest = {
+        "format": dpo.POLICIES_FORMAT,
+        "objectives": ["helpful", "harmless"],
+        "members": {"helpful": "helpful", "harmless": "harmless"},
+    }
+    (tmp_path / dpo.POLICIES_MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "helpful").mkdir()
+    (tmp_path / "helpful" / "adapter_config.json").write_text("{}")
+    (tmp_path / "helpful" / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(UniarmError, match="'harmless'.*is not a peft adapter folder"):
+        read_policies(tmp_path)
+
+    (tmp_path / dpo.POLICIES_MANIFEST).write_text(json.dumps(manifest | {"format": "other/1"}))
+    with pytest.raises(UniarmError, match="has format 'other/1'"):
+        read_policies(tmp_path)

@@ -78,6 +78,33 @@ def test_half_written_cache_entry_is_never_used(tmp_path, monkeypatch, tiny_mode
     assert converted == [target]  # now complete: not converted again
 
 
+def test_two_processes_on_an_empty_cache_convert_once(tmp_path, monkeypatch, tiny_model_dir):
+    import shutil
+    import threading
+    import time
+
+    target = fake_embedded(monkeypatch, tmp_path, b"x")
+    converted = []
+
+    def slow_convert(gguf_path, folder, stamp):
+        converted.append(folder)
+        time.sleep(0.5)  # the second caller arrives while this one is converting
+        shutil.copytree(tiny_model_dir, folder, dirs_exist_ok=True)
+        (folder / loading.MARKER).write_text(json.dumps(stamp))
+
+    monkeypatch.setattr(loading, "_convert_gguf", slow_convert)
+    folders = []
+    callers = [
+        threading.Thread(target=lambda: folders.append(loading.embedded_model_dir("fake")))
+        for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert converted == [target] and folders == [target, target]
+
+
 def test_corrupt_cache_entry_names_the_folder(tmp_path, monkeypatch, tiny_model_dir):
     import shutil
 

@@ -79,3 +79,26 @@ def test_concurrent_users_share_a_batch_and_match_lone_decoding(client, decoder)
 def test_bad_requests_get_a_clear_400(client, body, message):
     response = client.post("/v1/generate", json=body)
     assert response.status_code == 400 and message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"prompt": "hi", "preference": "helpful"}, "preference"),
+        ({"prompt": 3, "preference": [0.5, 0.5]}, "prompt"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role"),
+    ],
+)
+def test_schema_errors_get_the_same_error_and_fix_body(client, body, field):
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert set(payload) == {"error", "fix"}
+    assert f"{field}:" in payload["error"] and "/v1/info" in payload["fix"]
+
+
+def test_a_body_that_is_not_json_gets_the_same_error_and_fix_body(client):
+    response = client.post(
+        "/v1/generate", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422 and set(response.json()) == {"error", "fix"}

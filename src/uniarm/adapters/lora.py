@@ -230,18 +230,25 @@ class GenARM(nn.Module):
         return arm.train() if trainable else arm.eval()
 
 
-def read_genarm_config(path: str | Path) -> dict[str, Any]:
-    """The `genarm.json` of a checkpoint folder, with a clear error when it is not one."""
+def read_member_manifest(
+    path: str | Path, manifest: str, fmt: str, what: str, fix: str
+) -> dict[str, Any]:
+    """The JSON manifest of a folder of per-objective peft adapters, checked member by member.
+
+    Args:
+        path: the folder.
+        manifest: the manifest's file name in it.
+        fmt: the `format` the manifest must declare.
+        what: what such a folder is called, for the errors ("a GenARM checkpoint").
+        fix: how to make one, for the error when the manifest is missing.
+    """
     path = Path(path)
-    meta_path = path / GENARM_MANIFEST
+    meta_path = path / manifest
     if not meta_path.is_file():
-        raise UniarmError(
-            f"{path} is not a GenARM checkpoint (no {GENARM_MANIFEST})",
-            "pass a folder written by `uniarm train --method genarm`",
-        )
+        raise UniarmError(f"{path} is not {what} (no {manifest})", fix)
     meta = json.loads(meta_path.read_text())
-    if meta.get("format") != GENARM_FORMAT:
-        raise UniarmError(f"{meta_path} has format {meta.get('format')!r}, not {GENARM_FORMAT!r}")
+    if meta.get("format") != fmt:
+        raise UniarmError(f"{meta_path} has format {meta.get('format')!r}, not {fmt!r}")
     for objective in meta["objectives"]:
         folder = path / meta["members"].get(objective, "")
         if (
@@ -249,7 +256,18 @@ def read_genarm_config(path: str | Path) -> dict[str, Any]:
             or not (folder / ADAPTER_WEIGHTS).is_file()
         ):
             raise UniarmError(
-                f"GenARM member {objective!r}: {folder} is not a peft adapter folder",
-                "the checkpoint may be corrupt; train it again",
+                f"{path}: the adapter of {objective!r} ({folder}) is not a peft adapter folder",
+                "the folder may be corrupt; train it again",
             )
     return meta
+
+
+def read_genarm_config(path: str | Path) -> dict[str, Any]:
+    """The `genarm.json` of a checkpoint folder, with a clear error when it is not one."""
+    return read_member_manifest(
+        path,
+        GENARM_MANIFEST,
+        GENARM_FORMAT,
+        "a GenARM checkpoint",
+        "pass a folder written by `uniarm train --method genarm`",
+    )

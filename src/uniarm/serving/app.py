@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -76,6 +77,22 @@ def _preference(request: GenerateRequest, objectives: tuple[str, ...]):
     return validate_preference(pref, objectives)
 
 
+def _schema_error(errors) -> dict:
+    """One readable line per field pydantic refused, and the shape the API expects."""
+    problems: dict[str, list[str]] = {}
+    for error in errors:
+        # loc is ("body", field, index, ...) plus union tags like "list[float]": keep the path
+        parts = [str(p) for p in error.get("loc", ()) if p != "body"]
+        where = ".".join(p for p in parts if p.isidentifier() or p.isdigit()) or "body"
+        problems.setdefault(where, []).append(error.get("msg", "invalid"))
+    return {
+        "error": "the request does not match the API: "
+        + "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in problems.items()),
+        "fix": 'send JSON like {"prompt": "...", "preference": {"helpful": 0.5, ...}}; '
+        "GET /v1/info lists the objectives and the decoding settings",
+    }
+
+
 def create_app(
     decoder: GuidedDecoder,
     info: dict | None = None,
@@ -98,6 +115,11 @@ def create_app(
     @app.exception_handler(UniarmError)
     async def bad_input(request, exc: UniarmError):
         return JSONResponse(status_code=400, content={"error": exc.problem, "fix": exc.fix})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_schema(request, exc: RequestValidationError):
+        # The same {"error", "fix"} body as every other bad request, not pydantic's `detail`.
+        return JSONResponse(status_code=422, content=_schema_error(exc.errors()))
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
