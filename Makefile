@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 # with your CUDA index, or install torch into the venv yourself first.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# The paper comparison's scale: tiny (minutes), small (the CPU study), paper (GPUs).
+SCALE ?= small
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench compare compare-safety compare-assistant
 
 setup: $(VENV)/.installed
 
@@ -30,3 +32,11 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+
+# The paper comparison for both tasks, written to bench/results/compare-<task>*.{json,md,png}.
+# `make -j2 compare` runs the two tasks side by side, one torch thread each (about two hours at
+# the small scale on 2 cores); run it again to resume or to reuse the finished stages.
+compare: compare-safety compare-assistant
+
+compare-safety compare-assistant: compare-%: setup
+	OMP_NUM_THREADS=1 $(PY) bench/compare.py --task $* --scale $(SCALE) --threads 1

@@ -103,6 +103,13 @@ def test_the_study_end_to_end_then_reused(setup, monkeypatch):
     claims = {(c["method"], c["against"]) for c in results["claims"]}
     assert ("uniarm", "parm") in claims and ("uniarm-w2s", "parm-w2s") in claims
 
+    # diagnostics for every method but the base, the base's own replies never counted as moved
+    assert set(results["diagnostics"]) == set(METHODS) - {"base"}
+    for d in results["diagnostics"].values():
+        assert 0.0 <= d["same_as_base"] <= 1.0 and 1.0 <= d["distinct_per_prompt"] <= 3.0
+    assert results["diagnostics"]["mod"]["heldout_accuracy"] is None
+    assert "How far each method moved" in (files / "compare-safety-tiny.md").read_text()
+
     # a second run reuses every stage and leaves the results files as they are
     stamps = {p.name: p.stat().st_mtime_ns for p in files.iterdir()}
     monkeypatch.setattr("uniarm.training.train", lambda *a, **k: pytest.fail("trained again"))

@@ -110,6 +110,36 @@ def _score_rows(results: dict) -> list[str]:
     return lines
 
 
+def _diagnostic_rows(results: dict) -> list[str]:
+    diagnostics = results.get("diagnostics") or {}
+    if not diagnostics:
+        return []
+    grid = len(results["grid"])
+    lines = [
+        "## How far each method moved from the base model",
+        "",
+        "From the sweeps' replies, mean over seeds: the share of replies identical to the base "
+        f"model's reply to the same prompt, and how many different replies a prompt gets over the "
+        f"{grid} preferences (1: the preference changes nothing). Held-out accuracy: the trained "
+        "reward model's pairwise accuracy on the validation pairs its training logged last "
+        "(none for MOD and Rewarded Soups, whose policies are not reward models).",
+        "",
+        "| method | replies same as base | distinct replies per prompt | held-out accuracy |",
+        "|---|---:|---:|---|",
+    ]
+    for label, d in diagnostics.items():
+        accuracy = d["heldout_accuracy"]
+        cell = "–"
+        if accuracy:
+            cell = ", ".join(f"{o} {v:.2f}" for o, v in accuracy["mean"].items())
+            if accuracy.get("pairs"):
+                cell += f" ({accuracy['pairs']} pairs)"
+        same = "–" if d["same_as_base"] is None else f"{100 * d['same_as_base']:.0f}%"
+        distinct = "–" if d["distinct_per_prompt"] is None else f"{d['distinct_per_prompt']:.2f}"
+        lines.append(f"| {label} | {same} | {distinct} / {grid} | {cell} |")
+    return [*lines, ""]
+
+
 def render_markdown(results: dict) -> str:
     """The markdown report of a results dict."""
     objectives = ", ".join(results["objectives"])
@@ -145,6 +175,7 @@ def render_markdown(results: dict) -> str:
         "",
         *_claim_rows(results),
         "",
+        *_diagnostic_rows(results),
         "## Weak-to-strong",
         "",
     ]

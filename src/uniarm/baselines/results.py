@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from uniarm.baselines.diagnostics import method_diagnostics
 from uniarm.baselines.markdown import render_markdown
 from uniarm.errors import UniarmError
 from uniarm.io import write_json, write_text
@@ -209,6 +210,19 @@ def collect_results(runner) -> dict[str, Any]:
             ):
                 raise UniarmError(f"{label} was scored with another oracle or reference point")
 
+    diagnostics = {}
+    base_sweep = Path(done("eval/base")["result"]["path"]) if "base" in study.methods else None
+    for method in entries:
+        if base_sweep is None or method == "base":
+            continue
+        evals = [Path(done(f"eval/{method}-seed{s}")["result"]["path"]) for s in settings.seeds]
+        runs = []
+        if METHODS[method].kind == "arm":  # a reward model whose training logged accuracy
+            runs = [Path(t["result"]["path"]).parent for t in trainings(method) if t]
+        diagnostics[method] = method_diagnostics(
+            base_sweep, evals, runs, settings.train.get("eval_pairs")
+        )
+
     claims = []
     for method, against in CLAIMS:
         if method in everything and against in everything:
@@ -237,6 +251,7 @@ def collect_results(runner) -> dict[str, Any]:
         "settings": {**runner.identity(), "seeds": settings.seeds, "methods": study.methods},
         "methods": entries,
         "claims": claims,
+        "diagnostics": diagnostics,
         "weak_to_strong": (
             {"status": "run", "strong_base": study.strong_base, "methods": strong}
             if study.strong_base
