@@ -7,7 +7,11 @@ Base and ARMs are the embedded default model (SmolLM2-135M-Instruct), the ARMs w
 initialised adapters whose B matrices are random and nonzero, so that the adapter path is really
 computed. Every response runs to the full length (no EOS), so all methods decode the same number
 of tokens. Each method runs in its own process, so that its peak memory is its own; tokens/s
-are compared with the base model alone from the same run.
+are compared with the base model alone from the same run. The methods take turns: every round
+runs each method's worker once, and a setting keeps its fastest round, so a burst of load from
+other jobs on a shared machine lands on every method alike instead of on one. The merged
+UniARM's guide keeps its merge between calls of one preference, so the warm-up call merges and
+the timed calls do not.
 
 Writes bench/results/decode.json (command, date, machine, settings, metrics) and decode.md
 (decode-quick.* with --quick); an existing result is kept unless --overwrite.
@@ -16,18 +20,14 @@ Writes bench/results/decode.json (command, date, machine, settings, metrics) and
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import json
-import os
-import platform
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (results files, machine, workers, memory)
+
 METHODS = ("base", "uniarm-merged", "uniarm-per-row", "parm-per-row", "genarm-2", "genarm-3")
 OBJECTIVES = ("helpful", "harmless", "humor")
 QUESTIONS = [
@@ -48,50 +48,21 @@ def parse_args(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 8 32")
     parser.add_argument("--new-tokens", type=int, help="tokens per response (default 32)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--repeats", type=int, help="runs per setting, the fastest kept (2; 1)")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results")
+    parser.add_argument("--repeats", type=int, help="runs per setting and round (1)")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of all methods in turn, the fastest kept (2; 1)"
+    )
+    common.add_arguments(parser)
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.batch_sizes = args.batch_sizes or ([1, 4] if args.quick else [1, 8, 32])
     args.new_tokens = args.new_tokens or (8 if args.quick else 32)
-    args.repeats = args.repeats or (1 if args.quick else 2)
+    args.repeats = args.repeats or 1
+    args.rounds = args.rounds or (1 if args.quick else 2)
     return args
 
 
 # -- one method, in its own process ---------------------------------------------------------
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) so that it covers what follows only."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def window_peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def randomise_zero_parameters(params, std=0.01, seed=0):
@@ -150,7 +121,7 @@ def preference_rows(method: str, objectives, batch: int):
     return rows
 
 
-def measure(decoder, method: str, objectives, batch: int, new_tokens: int) -> dict:
+def measure(decoder, method: str, objectives, batch: int, new_tokens: int, memory) -> dict:
     """Decode `batch` distinct prompts once; speed, prefill time and peak memory."""
     from uniarm.decoding import DecodingConfig
 
@@ -162,7 +133,7 @@ def measure(decoder, method: str, objectives, batch: int, new_tokens: int) -> di
         if step.step == 0:
             first_step.append(time.perf_counter())
 
-    can_reset = reset_peak()
+    can_reset = memory.reset_window()
     start = time.perf_counter()
     out = decoder.generate(
         prompts, preference_rows(method, objectives, batch), config=config, on_step=note_prefill
@@ -179,7 +150,7 @@ def measure(decoder, method: str, objectives, batch: int, new_tokens: int) -> di
         "prefill_seconds": round(prefill, 3),
         "tokens_per_s": round(tokens / seconds, 3),
         "decode_tokens_per_s": round((tokens - batch) / (seconds - prefill), 3),
-        "decode_peak_rss_mb": round(window_peak_mb()) if can_reset else None,
+        "decode_peak_rss_mb": round(memory.window_peak_mb()) if can_reset else None,
     }
 
 
@@ -190,18 +161,19 @@ def run_worker(args) -> dict:
     from uniarm.decoding import DecodingConfig, GuidedDecoder
     from uniarm.models import load_model
 
+    memory = common.ProcessMemory()
     base, tokenizer = load_model(args.model)
     guides, objectives = build_guides(args.worker, args.model)
     # EOS can never match: every row decodes exactly new_tokens tokens
     decoder = GuidedDecoder(base, tokenizer, guides, eos_token_ids=[-1])
     decoder.generate(QUESTIONS[:1], preference_rows(args.worker, objectives, 1),
                      config=DecodingConfig(max_new_tokens=2))  # fmt: skip  # warm-up
-    loaded_rss = rss_mb()  # after a forward: the lazily mapped weights are all resident now
+    loaded_rss = memory.rss_mb()  # after a forward: the lazily mapped weights are all resident now
 
     metrics = []
     for batch in args.batch_sizes:
         runs = [
-            measure(decoder, args.worker, objectives, batch, args.new_tokens)
+            measure(decoder, args.worker, objectives, batch, args.new_tokens, memory)
             for _ in range(args.repeats)
         ]
         best = max(runs, key=lambda m: m["tokens_per_s"])  # the least disturbed by other jobs
@@ -210,49 +182,42 @@ def run_worker(args) -> dict:
         print(f"  {args.worker:15s} batch {batch:3d}: {speed:7.2f} tok/s", flush=True)
     for m in metrics:
         m["rss_after_load_mb"] = round(loaded_rss)
-        m["peak_rss_mb"] = round(peak_rss_mb())
+        m["peak_rss_mb"] = round(memory.process_peak_mb())
     return {"metrics": metrics}
 
 
 # -- the driver -----------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    import torch
-    import transformers
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
 def run_method(method: str, args) -> list[dict]:
-    command = [sys.executable, __file__, "--worker", method, "--threads", str(args.threads),
-               "--model", args.model, "--new-tokens", str(args.new_tokens),
-               "--repeats", str(args.repeats),
-               "--batch-sizes", *map(str, args.batch_sizes)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TQDM_DISABLE": "1"}
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-    lines = done.stdout.splitlines()
-    for line in lines:
-        if not line.startswith("RESULT "):
-            print(line, flush=True)
-    results = [line for line in lines if line.startswith("RESULT ")]
-    if done.returncode != 0 or not results:
-        raise SystemExit(f"the {method} worker failed (exit {done.returncode})")
-    return json.loads(results[-1][len("RESULT ") :])["metrics"]
+    extra = ["--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
+             "--batch-sizes", *map(str, args.batch_sizes)]  # fmt: skip
+    return common.call_worker(__file__, method, args, extra)["metrics"]
+
+
+def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """Per (method, batch), the fastest round's figures; memory peaks are the highest seen."""
+    best: dict[tuple, dict] = {}
+    for metrics in rounds:
+        for m in metrics:
+            key = (m["method"], m["batch_size"])
+            kept = best.get(key)
+            if kept is None or m["tokens_per_s"] > kept["tokens_per_s"]:
+                merged = dict(m)
+                if kept is not None:
+                    for field in ("rss_after_load_mb", "decode_peak_rss_mb", "peak_rss_mb"):
+                        merged[field] = _max(m[field], kept[field])
+                best[key] = merged
+            else:
+                for field in ("rss_after_load_mb", "decode_peak_rss_mb", "peak_rss_mb"):
+                    kept[field] = _max(m[field], kept[field])
+    for m in best.values():
+        m["rounds"] = len(rounds)
+    return list(best.values())
+
+
+def _max(a, b):
+    return b if a is None else a if b is None else max(a, b)
 
 
 def add_ratios(metrics: list[dict]) -> None:
@@ -263,18 +228,46 @@ def add_ratios(metrics: list[dict]) -> None:
         m["ratio_to_base"] = None if ratio is None else round(ratio, 3)
 
 
+# (name, numerator, denominator, target, limit) of the issue's targets, at each batch size
+RATIOS = (
+    ("merged / base", "uniarm-merged", "base", 0.47, 0.5),
+    ("per-row / merged", "uniarm-per-row", "uniarm-merged", 0.9, 1.0),
+    ("merged / GenARM k=2", "uniarm-merged", "genarm-2", 1.45, 1.5),
+    ("merged / GenARM k=3", "uniarm-merged", "genarm-3", 1.9, 2.0),
+    ("per-row / GenARM k=2", "uniarm-per-row", "genarm-2", 1.45, 1.5),
+    ("per-row / GenARM k=3", "uniarm-per-row", "genarm-3", 1.9, 2.0),
+)
+
+
+def target_ratios(metrics: list[dict]) -> list[dict]:
+    """The tokens/s ratios the targets are about, per batch size, from the same run."""
+    speed = {(m["method"], m["batch_size"]): m["tokens_per_s"] for m in metrics}
+    rows = []
+    for batch in sorted({m["batch_size"] for m in metrics}):
+        for name, top, bottom, target, limit in RATIOS:
+            if (top, batch) in speed and (bottom, batch) in speed:
+                value = speed[(top, batch)] / speed[(bottom, batch)]
+                rows.append(
+                    {
+                        "ratio": name,
+                        "batch_size": batch,
+                        "value": round(value, 3),
+                        "target": target,
+                        "limit": limit,
+                        "met": value >= target,
+                    }  # fmt: skip
+                )
+    return rows
+
+
 def markdown(report: dict) -> str:
-    s, mach = report["settings"], report["machine"]
-    lines = [
-        "# Decoding speed",
-        "",
-        f"`{report['command']}` on {report['date']}: {mach['cpu']}, {mach['cores']} cores "
-        f"(load average {mach['load_average']} at the start), {s['threads']} torch thread(s), "
-        f"torch {mach['torch']}, transformers {mach['transformers']}.",
-        "",
+    s = report["settings"]
+    lines = common.markdown_header(report, "Decoding speed", load_at_end=False) + [
         f"Model {s['model']} as base and as every ARM (fresh adapters, B random nonzero); "
-        f"{s['new_tokens']} new tokens per row, no EOS; the fastest of {s['repeats']} run(s) "
-        "per setting. tokens/s counts the whole batch, "
+        f"{s['new_tokens']} new tokens per row, no EOS; the fastest of "
+        f"{s.get('rounds', 1) * s['repeats']} run(s) per setting"
+        f"{', the methods taking turns' if s.get('rounds', 1) > 1 else ''}. "
+        "tokens/s counts the whole batch, "
         "prefill included; decode tokens/s leaves the prefill out. Ratio: tokens/s over the "
         "base model alone at the same batch size. Memory: the worker process's resident set "
         "after loading the models and a warm-up call, its peak while decoding that batch, and "
@@ -291,46 +284,49 @@ def markdown(report: dict) -> str:
             f"{m['decode_tokens_per_s']:.1f} | {m['prefill_seconds']:.2f} | "
             f"{m['rss_after_load_mb']} | {m['decode_peak_rss_mb']} | {m['peak_rss_mb']} |"
         )
+    if report.get("ratios"):
+        lines += [
+            "",
+            "Ratios of tokens/s (prefill included) against the targets; the limit is the "
+            "forward-pass count's.",
+            "",
+            "| ratio | batch | measured | target | limit | met |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for r in report["ratios"]:
+            lines.append(
+                f"| {r['ratio']} | {r['batch_size']} | {r['value']:.2f} | {r['target']:g} | "
+                f"{r['limit']:g} | {'yes' if r['met'] else 'no'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(run_worker(args)), flush=True)
-        return 0
+        return common.answer(run_worker(args))
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from uniarm.io import write_json, write_text
-
-    stem = "decode-quick" if args.quick else "decode"
-    json_path, md_path = args.output_dir / f"{stem}.json", args.output_dir / f"{stem}.md"
-    if not args.overwrite and (json_path.exists() or md_path.exists()):
-        raise SystemExit(f"{json_path} exists: pass --overwrite to replace it")
-
-    started = machine()
-    metrics = []
-    for method in args.methods:
-        metrics += run_method(method, args)
-    add_ratios(metrics)
-    report = {
-        "command": " ".join(["python", "bench/decode.py", *(argv or sys.argv[1:])]),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": started | {"load_average_end": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {
-            "model": args.model,
-            "batch_sizes": args.batch_sizes,
-            "new_tokens": args.new_tokens,
-            "threads": args.threads,
-            "repeats": args.repeats,
-            "methods": args.methods,
-            "quick": args.quick,
-        },
-        "metrics": metrics,
+    paths = common.result_paths(args, "decode-quick" if args.quick else "decode")
+    settings = {
+        "model": args.model,
+        "batch_sizes": args.batch_sizes,
+        "new_tokens": args.new_tokens,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "methods": args.methods,
+        "quick": args.quick,
     }
-    write_json(json_path, report)
-    write_text(md_path, markdown(report))
-    print(f"wrote {json_path} and {md_path}")
+    report = common.start_report("decode.py", argv, settings)
+    rounds = []
+    for number in range(args.rounds):
+        print(f"round {number + 1} of {args.rounds}", flush=True)
+        rounds.append([m for method in args.methods for m in run_method(method, args)])
+    metrics = best_of_rounds(rounds)
+    add_ratios(metrics)
+    report["metrics"] = metrics
+    report["ratios"] = target_ratios(metrics)
+    common.write_report(report, paths, markdown)
     return 0
 
 

@@ -33,19 +33,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import functools
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import decode  # noqa: E402  (the decoding benchmark's helpers: models, memory, machine)
+import common  # noqa: E402  (results files, machine, workers, memory)
+import decode  # noqa: E402  (the decoding benchmark's models, prompts and preferences)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("sweep", "sweep-unshared", "merged")
 PROFILE_METHODS = (
     "base",
@@ -67,11 +63,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="most rows per batch")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="--profile: (1 8 32; 1 4)")
     parser.add_argument("--methods", nargs="+", help="default: all of the mode's methods")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--repeats", type=int, help="runs per setting, the fastest kept (2; 1)")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results")
+    common.add_arguments(parser)
     parser.add_argument("--worker", choices=("sweep", "profile"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.prompts = args.prompts or ([2] if args.quick else [1, 4, 16])
@@ -147,11 +140,11 @@ def sweep_prompts(count: int) -> list[str]:
     return [f"{decode.QUESTIONS[i % len(decode.QUESTIONS)]} (#{i + 1})" for i in range(count)]
 
 
-def run_sweep_method(decoder, method: str, prompts, grid, args) -> tuple[dict, list]:
+def run_sweep_method(decoder, method: str, prompts, grid, args, memory) -> tuple[dict, list]:
     """Decode every prompt under every preference once; time, its parts, memory, tokens."""
     from uniarm.decoding import DecodingConfig
 
-    can_reset = decode.reset_peak()
+    can_reset = memory.reset_window()
     start = time.perf_counter()
     if method == "merged":
         config = DecodingConfig(
@@ -178,7 +171,7 @@ def run_sweep_method(decoder, method: str, prompts, grid, args) -> tuple[dict, l
         "new_tokens": tokens,
         "seconds": round(seconds, 3),
         "tokens_per_s": round(tokens / seconds, 3),
-        "decode_peak_rss_mb": round(decode.window_peak_mb()) if can_reset else None,
+        "decode_peak_rss_mb": round(memory.window_peak_mb()) if can_reset else None,
     }
     return metric, [[g.token_ids for g in row] for row in outputs]
 
@@ -201,6 +194,7 @@ def run_sweep_worker(args) -> dict:
     from uniarm.decoding import DecodingConfig
     from uniarm.preference import task_grid
 
+    memory = common.ProcessMemory()
     decoder, _ = build_decoder(args.model)
     grid = task_grid(2)
     timer = StepTimer()
@@ -210,7 +204,7 @@ def run_sweep_worker(args) -> dict:
     decoder.generate(decode.QUESTIONS[:2], grid[:2], config=warm)  # warm-up, per row
     timer.take(0.0)
     timer.take_rows()
-    loaded_rss = decode.rss_mb()
+    loaded_rss = memory.rss_mb()
 
     metrics = []
     for count in args.prompts:
@@ -220,7 +214,9 @@ def run_sweep_worker(args) -> dict:
         for repeat in range(args.repeats):
             shift = repeat % len(args.methods)  # alternate the order: no method always first
             for method in args.methods[shift:] + args.methods[:shift]:
-                metric, tokens[method] = run_sweep_method(decoder, method, prompts, grid, args)
+                metric, tokens[method] = run_sweep_method(
+                    decoder, method, prompts, grid, args, memory
+                )
                 metric["parts_s"] = timer.take(metric["seconds"])
                 metric["prefill_rows"] = timer.take_rows()
                 runs[method].append(metric)
@@ -241,7 +237,7 @@ def run_sweep_worker(args) -> dict:
                 f"{best['tokens_per_s']:7.2f} tok/s",
                 flush=True,
             )
-    return {"metrics": metrics, "peak_rss_mb": round(decode.peak_rss_mb())}
+    return {"metrics": metrics, "peak_rss_mb": round(memory.process_peak_mb())}
 
 
 def add_sweep_ratios(metrics: list[dict]) -> list[dict]:
@@ -436,40 +432,18 @@ def add_step_ratios(steps: list[dict]) -> list[dict]:
 
 
 def run_worker_process(kind: str, args, extra: list[str]) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, "--threads", str(args.threads),
-               "--model", args.model, "--new-tokens", str(args.new_tokens),
-               "--repeats", str(args.repeats), "--batch-size", str(args.batch_size),
-               "--methods", *args.methods, *extra]  # fmt: skip
+    extra = ["--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
+             "--batch-size", str(args.batch_size), "--methods", *args.methods, *extra]  # fmt: skip
     if args.profile:
-        command.append("--profile")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TQDM_DISABLE": "1"}
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-    lines = done.stdout.splitlines()
-    for line in lines:
-        if not line.startswith("RESULT "):
-            print(line, flush=True)
-    results = [line for line in lines if line.startswith("RESULT ")]
-    if done.returncode != 0 or not results:
-        raise SystemExit(f"the {kind} worker failed (exit {done.returncode})")
-    return json.loads(results[-1][len("RESULT ") :])
-
-
-def header(report: dict, title: str) -> list[str]:
-    s, mach = report["settings"], report["machine"]
-    return [
-        f"# {title}",
-        "",
-        f"`{report['command']}` on {report['date']}: {mach['cpu']}, {mach['cores']} cores "
-        f"(load average {mach['load_average']} at the start, {mach['load_average_end']} at the "
-        f"end), {s['threads']} torch thread(s), torch {mach['torch']}, "
-        f"transformers {mach['transformers']}.",
-        "",
-    ]
+        extra.append("--profile")
+    return common.call_worker(__file__, kind, args, extra)
 
 
 def sweep_markdown(report: dict) -> str:
     s = report["settings"]
-    lines = header(report, "Preference sweep: one batched run against 11 merged runs")
+    lines = common.markdown_header(
+        report, "Preference sweep: one batched run against 11 merged runs"
+    )
     lines += [
         f"Model {s['model']} as base and as the UniARM (MoSLoRA r1=r2=4, fresh adapters with B "
         f"random nonzero); each prompt under the {GRID_SIZE} preferences (0, 0.1, ..., 1) of two "
@@ -511,7 +485,7 @@ def sweep_markdown(report: dict) -> str:
 
 def profile_markdown(report: dict) -> str:
     s = report["settings"]
-    lines = header(report, "Where a guided decoding step's time goes")
+    lines = common.markdown_header(report, "Where a guided decoding step's time goes")
     lines += [
         f"Model {s['model']} as base and as every ARM (fresh adapters, B random nonzero); the "
         f"mean decoding step over {s['new_tokens']} new tokens (prefill excluded), the fastest "
@@ -568,42 +542,29 @@ def profile_markdown(report: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker == "sweep":
-        print("RESULT " + json.dumps(run_sweep_worker(args)), flush=True)
-        return 0
+        return common.answer(run_sweep_worker(args))
     if args.worker == "profile":
-        print("RESULT " + json.dumps(run_profile_worker(args)), flush=True)
-        return 0
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from uniarm.io import write_json, write_text
+        return common.answer(run_profile_worker(args))
 
     stem = "sweep-profile" if args.profile else "sweep"
-    stem += "-quick" if args.quick else ""
-    json_path, md_path = args.output_dir / f"{stem}.json", args.output_dir / f"{stem}.md"
-    if not args.overwrite and (json_path.exists() or md_path.exists()):
-        raise SystemExit(f"{json_path} exists: pass --overwrite to replace it")
-
-    started = decode.machine()
-    report = {
-        "command": " ".join(["python", "bench/sweep.py", *(argv or sys.argv[1:])]),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "settings": {
-            "model": args.model,
-            "new_tokens": args.new_tokens,
-            "threads": args.threads,
-            "repeats": args.repeats,
-            "methods": args.methods,
-            "quick": args.quick,
-        },
+    paths = common.result_paths(args, stem + ("-quick" if args.quick else ""))
+    settings = {
+        "model": args.model,
+        "new_tokens": args.new_tokens,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "methods": args.methods,
+        "quick": args.quick,
     }
+    report = common.start_report("sweep.py", argv, settings)
     if args.profile:
-        report["settings"]["batch_sizes"] = args.batch_sizes
+        settings["batch_sizes"] = args.batch_sizes
         out = run_worker_process("profile", args, ["--batch-sizes", *map(str, args.batch_sizes)])
         report |= out
         report["ratios"] = add_step_ratios(out["steps"])
     else:
-        report["settings"] |= {"prompts": args.prompts, "batch_size": args.batch_size,
-                               "preferences": GRID_SIZE}  # fmt: skip
+        settings |= {"prompts": args.prompts, "batch_size": args.batch_size,
+                     "preferences": GRID_SIZE}  # fmt: skip
         metrics, peaks = [], []
         for count in args.prompts:  # one process per prompt count: its own memory peak
             out = run_worker_process("sweep", args, ["--prompts", str(count)])
@@ -612,10 +573,7 @@ def main(argv=None) -> int:
         report["metrics"] = metrics
         report["peak_rss_mb"] = max(peaks)
         report["ratios"] = add_sweep_ratios(metrics)
-    report["machine"] = started | {"load_average_end": [round(x, 2) for x in os.getloadavg()]}
-    write_json(json_path, report)
-    write_text(md_path, profile_markdown(report) if args.profile else sweep_markdown(report))
-    print(f"wrote {json_path} and {md_path}")
+    common.write_report(report, paths, profile_markdown if args.profile else sweep_markdown)
     return 0
 
 

@@ -18,8 +18,8 @@ response of fixed lengths (random token ids: the speed does not depend on the te
 method runs in its own worker process (its memory peak is its own): a warm-up step, then the
 timed steps; the driver runs the methods in turn for several rounds, so that every method
 sees the machine's changing load, and keeps each method's fastest step. Memory: the worker's
-resident set after the warm-up step, and its peak over the timed steps (the kernel's VmHWM,
-reset after the warm-up).
+resident set after the warm-up step, its peak over the timed steps (the kernel's VmHWM, reset
+after the warm-up) and its peak over the whole process, loading included.
 
 Writes bench/results/train.json and train.md (train-quick.* with --quick); an existing result
 is kept unless --overwrite.
@@ -28,18 +28,13 @@ is kept unless --overwrite.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import decode  # noqa: E402  (memory readings and the machine description)
+import common  # noqa: E402  (results files, machine, workers, memory)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("moslora", "pblora", "lora", "moslora-full-head", "lora-full-head")
 TRAIN_METHOD = {"moslora": "uniarm", "pblora": "parm", "lora": "genarm"}
 
@@ -53,10 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--rounds", type=int, help="worker runs per method (2; 1)")
     parser.add_argument("--steps", type=int, help="timed steps per worker run (2; 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results")
+    common.add_arguments(parser)
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.pairs = args.pairs or (1 if args.quick else 4)
@@ -157,14 +149,14 @@ def run_worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    memory = common.ProcessMemory()
     trainer, trainable = build_trainer(args.worker, args)
     start = time.perf_counter()
     trainer.train_step()  # warm-up: the optimizer state, the allocator's first blocks
     warmup_s = time.perf_counter() - start
-    warmup_peak = decode.peak_rss_mb()
-    loaded_rss = decode.rss_mb()  # after a step: the lazily mapped weights are resident now
+    loaded_rss = memory.rss_mb()  # after a step: the lazily mapped weights are resident now
 
-    can_reset = decode.reset_peak()
+    can_reset = memory.reset_window()
     seconds = []
     for _ in range(args.steps):
         start = time.perf_counter()
@@ -177,8 +169,8 @@ def run_worker(args) -> dict:
         "warmup_seconds": round(warmup_s, 3),
         "loss": metrics["loss"],
         "rss_after_warmup_mb": round(loaded_rss),
-        "step_peak_rss_mb": round(decode.window_peak_mb()) if can_reset else None,
-        "peak_rss_mb": round(max(warmup_peak, decode.peak_rss_mb())),
+        "step_peak_rss_mb": round(memory.window_peak_mb()) if can_reset else None,
+        "peak_rss_mb": round(memory.process_peak_mb()),
     }
 
 
@@ -186,17 +178,9 @@ def run_worker(args) -> dict:
 
 
 def run_method(method: str, args) -> dict:
-    command = [sys.executable, __file__, "--worker", method, "--threads", str(args.threads),
-               "--model", args.model, "--pairs", str(args.pairs), "--tokens", str(args.tokens),
-               "--prompt-tokens", str(args.prompt_tokens), "--steps", str(args.steps)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TQDM_DISABLE": "1"}
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
-    lines = done.stdout.splitlines()
-    results = [line for line in lines if line.startswith("RESULT ")]
-    if done.returncode != 0 or not results:
-        print("\n".join(lines), flush=True)
-        raise SystemExit(f"the {method} worker failed (exit {done.returncode})")
-    return json.loads(results[-1][len("RESULT ") :])
+    extra = ["--pairs", str(args.pairs), "--tokens", str(args.tokens),
+             "--prompt-tokens", str(args.prompt_tokens), "--steps", str(args.steps)]  # fmt: skip
+    return common.call_worker(__file__, method, args, extra)
 
 
 def summarise(runs: dict[str, list[dict]], pairs: int) -> list[dict]:
@@ -223,22 +207,14 @@ def summarise(runs: dict[str, list[dict]], pairs: int) -> list[dict]:
             m["step_time_vs_lora"] = round(m["step_seconds"] / by["lora"]["step_seconds"], 3)
         if m["method"].endswith("-full-head") and kind in by:
             m["full_head_slowdown"] = round(m["step_seconds"] / by[kind]["step_seconds"], 3)
-            m["full_head_extra_peak_mb"] = by[kind]["step_peak_rss_mb"] and (
-                m["step_peak_rss_mb"] - by[kind]["step_peak_rss_mb"]
-            )
+            peaks = m["step_peak_rss_mb"], by[kind]["step_peak_rss_mb"]
+            m["full_head_extra_peak_mb"] = None if None in peaks else peaks[0] - peaks[1]
     return metrics
 
 
 def markdown(report: dict) -> str:
-    s, mach = report["settings"], report["machine"]
-    lines = [
-        "# Training speed and memory",
-        "",
-        f"`{report['command']}` on {report['date']}: {mach['cpu']}, {mach['cores']} cores "
-        f"(load average {mach['load_average']} at the start, {mach['load_average_end']} at "
-        f"the end), {s['threads']} torch thread(s), torch {mach['torch']}, transformers "
-        f"{mach['transformers']}.",
-        "",
+    s = report["settings"]
+    lines = common.markdown_header(report, "Training speed and memory") + [
         f"Model {s['model']}, fp32; one optimizer step (Trainer.train_step: forward, loss, "
         f"backward, clipping, AdamW) on {s['pairs']} pair(s) of {s['tokens']} tokens per row "
         f"({s['prompt_tokens']} prompt + {s['tokens'] - s['prompt_tokens']} response), chosen "
@@ -273,18 +249,21 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(run_worker(args)), flush=True)
-        return 0
+        return common.answer(run_worker(args))
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from uniarm.io import write_json, write_text
-
-    stem = "train-quick" if args.quick else "train"
-    json_path, md_path = args.output_dir / f"{stem}.json", args.output_dir / f"{stem}.md"
-    if not args.overwrite and (json_path.exists() or md_path.exists()):
-        raise SystemExit(f"{json_path} exists: pass --overwrite to replace it")
-
-    started = decode.machine()
+    paths = common.result_paths(args, "train-quick" if args.quick else "train")
+    settings = {
+        "model": args.model,
+        "pairs": args.pairs,
+        "tokens": args.tokens,
+        "prompt_tokens": args.prompt_tokens,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "methods": args.methods,
+        "quick": args.quick,
+    }
+    report = common.start_report("train.py", argv, settings)
     runs: dict[str, list[dict]] = {m: [] for m in args.methods}
     for round_ in range(args.rounds):
         for method in args.methods:
@@ -293,26 +272,8 @@ def main(argv=None) -> int:
             shown = ", ".join(f"{s:.2f}" for s in run["step_seconds"])
             print(f"  round {round_ + 1} {method:18s} step {shown} s, "
                   f"peak {run['step_peak_rss_mb']} MB", flush=True)  # fmt: skip
-    report = {
-        "command": " ".join(["python", "bench/train.py", *(argv or sys.argv[1:])]),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": started | {"load_average_end": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {
-            "model": args.model,
-            "pairs": args.pairs,
-            "tokens": args.tokens,
-            "prompt_tokens": args.prompt_tokens,
-            "threads": args.threads,
-            "rounds": args.rounds,
-            "steps": args.steps,
-            "methods": args.methods,
-            "quick": args.quick,
-        },
-        "metrics": summarise(runs, args.pairs),
-    }
-    write_json(json_path, report)
-    write_text(md_path, markdown(report))
-    print(f"wrote {json_path} and {md_path}")
+    report["metrics"] = summarise(runs, args.pairs)
+    common.write_report(report, paths, markdown)
     return 0
 
 

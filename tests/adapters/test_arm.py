@@ -61,6 +61,44 @@ def test_merged_arm_equals_unmerged(tokenizer, adapter):
 
 
 @pytest.mark.parametrize("adapter", ["moslora", "pblora"])
+def test_a_guides_merge_is_undone_by_direct_use_and_a_callers_merge_is_refused(
+    tmp_path, tokenizer, adapter
+):
+    arm = build_arm(tokenizer, adapter)
+    before = {k: v.clone() for k, v in arm.model.state_dict().items()}
+    x = ids(tokenizer)
+    with torch.no_grad():
+        expected = arm(input_ids=x, preference=[0.2, 0.8]).logits
+
+        arm.merge([0.3, 0.7], by_guide=True)  # a decoder's cache
+        assert arm.merged_by_guide
+        got = arm(input_ids=x, preference=[0.2, 0.8]).logits
+    assert arm.merged is None and not arm.merged_by_guide
+    assert torch.equal(got, expected)
+    after = arm.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+    arm.merge([0.3, 0.7], by_guide=True)
+    arm.set_preference([0.2, 0.8])
+    assert arm.merged is None
+    arm.merge([0.3, 0.7], by_guide=True)
+    arm.save(tmp_path / "arm")
+    assert arm.merged is None
+
+    arm.merge([0.3, 0.7])  # the caller's own: refused wherever it would be ignored
+    arm.release_guide_merge()
+    assert arm.merged == (0.3, 0.7)
+    for use in (
+        lambda: arm.set_preference([0.2, 0.8]),
+        lambda: arm(input_ids=x, preference=[0.2, 0.8]),
+        lambda: arm.save(tmp_path / "again"),
+    ):
+        with pytest.raises(UniarmError, match="merged for the preference"):
+            use()
+    assert arm.merged == (0.3, 0.7) and not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize("adapter", ["moslora", "pblora"])
 def test_per_row_preferences_in_one_batch(tokenizer, adapter):
     arm = build_arm(tokenizer, adapter)
     x = ids(tokenizer).repeat(3, 1)

@@ -3,26 +3,16 @@ response-only head, and the benchmark runs end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from bench_helpers import BENCH, load_bench
 
 from uniarm.training.batching import collate
 from uniarm.training.rewards import response_logprobs
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def load_bench(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_full_head_rewards_match_the_response_only_head(tokenizer, tiny_llama):

@@ -151,6 +151,8 @@ def test_per_row_preferences_equal_separate_runs(base, arm, tokenizer):
     separate = [decoder.generate([PROMPTS[0]], [p], config=cfg)[0] for p in PREFS]
     assert tokens(mixed) == tokens(separate)
     assert len({tuple(t) for t in tokens(mixed)}) == 3  # the preference matters
+    assert arm.merged == tuple(PREFS[-1])  # the last single-preference call's merge is kept
+    decoder.release()
     assert arm.merged is None
 
 
@@ -159,16 +161,12 @@ def test_merged_fast_path_equals_unmerged(base, arm, tokenizer):
     merged_steps, plain_steps = [], []
     merged_guide = PreferenceGuide(arm, merge="auto")
     merged = GuidedDecoder(base, tokenizer, [merged_guide], cfg)
-    merges = []
-    original_merge = arm.merge
-    arm.merge = lambda p: (merges.append(tuple(p)), original_merge(p))[1]
-    try:
-        got = merged.generate(PROMPTS, [0.3, 0.7], on_step=merged_steps.append)
-    finally:
-        del arm.merge
-    assert merges == [(0.3, 0.7)] and arm.merged is None  # merged for the call, then undone
+    got = merged.generate(PROMPTS, [0.3, 0.7], on_step=merged_steps.append)
+    assert merged_guide.merges == 1 and arm.merged == (0.3, 0.7)  # kept for the next call
+    # another decoder's per-row guide over the same ARM undoes the kept merge first
     unmerged = GuidedDecoder(base, tokenizer, [PreferenceGuide(arm, merge="never")], cfg)
     expected = unmerged.generate(PROMPTS, [0.3, 0.7], on_step=plain_steps.append)
+    assert arm.merged is None
     assert tokens(got) == tokens(expected)
     for a, b in zip(merged_steps, plain_steps, strict=True):
         scale = b.log_probs.abs().max()  # merging reorders float sums: compare to the scale

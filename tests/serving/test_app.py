@@ -102,3 +102,20 @@ def test_a_body_that_is_not_json_gets_the_same_error_and_fix_body(client):
         "/v1/generate", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422 and set(response.json()) == {"error", "fix"}
+
+
+def test_one_preference_batches_merge_once_and_stopping_gives_the_arm_back(decoder):
+    (guide,) = decoder.guides
+    arm = guide.arm
+    decoder.release()
+    before = {k: v.clone() for k, v in arm.model.state_dict().items()}
+    merges = guide.merges
+    app = create_app(decoder, {"base_model": "tiny", "method": "uniarm"}, max_wait_s=0.0)
+    with TestClient(app) as c:
+        for _ in range(2):  # one request at a time: each batch holds one preference
+            reply = c.post("/v1/generate", json={"prompt": "Hello", "preference": [0.5, 0.5]})
+            assert reply.status_code == 200
+        assert guide.merges == merges + 1 and arm.merged == (0.5, 0.5)  # kept between batches
+    assert arm.merged is None  # the server's stop released it
+    after = arm.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())

@@ -95,6 +95,7 @@ class PreferenceARM(nn.Module):
         self.state = PreferenceState(embeddings.to(device))
         self.layers = inject(model, adapter.target_modules, self._make_layer)
         self.merged: tuple[float, ...] | None = None
+        self.merged_by_guide = False  # a decoder's guide merged it (see `merge`)
 
     def _make_layer(self, base: nn.Linear) -> nn.Module:
         a = self.adapter_config
@@ -115,33 +116,64 @@ class PreferenceARM(nn.Module):
     # -- conditioning ------------------------------------------------------------------------
 
     def set_preference(self, preference: Sequence[float] | torch.Tensor | None) -> None:
-        """Condition later forwards on `preference`: (batch, k) rows, or one (k,) for all."""
+        """Condition later forwards on `preference`: (batch, k) rows, or one (k,) for all.
+
+        A guide's merge is undone first; a merge of the caller's own is refused, since its
+        layers would ignore the preference.
+        """
         if preference is None:
             self.state.set(None)
             return
+        self._refuse_own_merge("a preference set now would be ignored")
         self.state.set(as_tensor(preference, len(self.objectives)))
 
     def forward(self, *, preference=None, **model_kwargs):
-        """`set_preference(preference)` (when given), then the causal LM's forward."""
+        """`set_preference(preference)` (when given), then the causal LM's forward.
+
+        A guide's merge is undone first, so the forward is the adapters' own; a merge of the
+        caller's own is kept (and a preference refused).
+        """
+        self.release_guide_merge()
         if preference is not None:
-            if self.merged is not None:
-                raise UniarmError("the ARM is merged for one preference", "unmerge() first")
             self.set_preference(preference)
         return self.model(**model_kwargs)
 
-    def merge(self, preference: Sequence[float]) -> None:
-        """Fold the adapters into the weights for one preference: a plain forward after."""
+    def merge(self, preference: Sequence[float], by_guide: bool = False) -> None:
+        """Fold the adapters into the weights for one preference: a plain forward after.
+
+        Args:
+            preference: the weights, one per objective.
+            by_guide: the merge is a decoder's cache (`PreferenceGuide` keeps it between
+                `generate` calls): the ARM's own methods undo it before they use the ARM,
+                and `GuidedDecoder.release` undoes it. A merge of the caller's own
+                (False) stays until `unmerge`.
+        """
         values = validate_preference(preference, self.objectives)
         if self.merged is not None:
             self.unmerge()
         for layer in self.layers.values():
             layer.merge(values)
         self.merged = values
+        self.merged_by_guide = by_guide
 
     def unmerge(self) -> None:
+        """Restore the original weights, bit for bit (the very tensors held before `merge`)."""
         for layer in self.layers.values():
             layer.unmerge()
         self.merged = None
+        self.merged_by_guide = False
+
+    def release_guide_merge(self) -> None:
+        """Undo a merge a guide made (see `merge`); a merge of the caller's own stays."""
+        if self.merged_by_guide:
+            self.unmerge()
+
+    def _refuse_own_merge(self, why: str) -> None:
+        self.release_guide_merge()
+        if self.merged is not None:
+            raise UniarmError(
+                f"the ARM is merged for the preference {self.merged}: {why}", "unmerge() first"
+            )
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -177,8 +209,7 @@ class PreferenceARM(nn.Module):
 
     def save(self, path: str | Path, training: dict | None = None) -> Path:
         """Write the checkpoint folder atomically (a folder swap): never a half-written one."""
-        if self.merged is not None:
-            raise UniarmError("cannot save a merged ARM", "unmerge() before saving")
+        self._refuse_own_merge("cannot save it merged")
         path = Path(path)
         with atomic_dir(path) as staging:
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.adapter_state().items()}

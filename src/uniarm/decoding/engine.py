@@ -9,6 +9,10 @@ preference-independent model (the base, GenARM's members, a merged ARM): that pr
 once and its cache rows are copied. Finished rows are dropped from the batch and from every
 cache once enough of them are done.
 
+A `PreferenceGuide` keeps its merge between calls with the same single preference (see
+`uniarm.decoding.guides`); `release()`, or leaving a `with GuidedDecoder(...)` block, gives
+the ARMs back exactly as they were.
+
 With `base_term=False` the base model's log-probabilities leave the mixture and its forward is
 never run: log p = Σ_i w_i log π_i over the guides alone, which is MOD's logit mixing of
 per-objective tuned models (METHOD.md §2). The base model then only supplies the vocabulary,
@@ -210,6 +214,17 @@ class GuidedDecoder:
         self.last_stats = {"rows": rows, "new_tokens": new_tokens, "seconds": seconds}
         log.debug("%d rows, %d new tokens in %.1f s", rows, new_tokens, seconds)
         return results
+
+    def release(self) -> None:
+        """Undo what the guides keep between calls (a kept merge): the ARMs as they were."""
+        for guide in self.guides:
+            guide.release()
+
+    def __enter__(self) -> GuidedDecoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def sweep(
         self,

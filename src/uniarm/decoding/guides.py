@@ -17,6 +17,17 @@ projections, so its cache differs from row to row even for one prompt.
 Guides hold model state (the preference set on the ARM, a merge, the active peft adapter), so
 one set of guides serves one `generate` call at a time; a server batches the requests of many
 users, each with its own preference, into one call instead.
+
+Kept merges: by default a `PreferenceGuide` keeps its merge after a `generate` call, so that
+the next call with the same single preference (a server's requests, an evaluation's chunks of
+one preference) skips the merge; a call with another preference merges again, and a call
+with several preferences unmerges for the per-row path. Merging rebuilds every adapted weight
+(tens of ms on the embedded default model), unmerging swaps the originals back. The kept merge
+is a cache, never seen by anyone else: the ARM's own methods (`set_preference`, its forward,
+`save`, `merge`) and other guides over the same ARM undo it first, and
+`GuidedDecoder.release()` undoes it explicitly. Only a raw call of `arm.model` bypasses the
+ARM and sees the merged weights. `keep_merge=False` undoes the merge at the end of every call.
+A merge the caller made (`arm.merge`) is used when it fits the batch and is never undone.
 """
 
 from __future__ import annotations
@@ -118,7 +129,10 @@ class Guide:
         return next_token_logits(self.model, input_ids, attention_mask, position_ids, cache)
 
     def finish(self) -> None:
-        """Undo what `prepare` and `condition` changed on the model."""
+        """Undo what `prepare` and `condition` changed on the model (end of a call)."""
+
+    def release(self) -> None:
+        """Undo what `finish` kept for the next call (see the module docstring)."""
 
 
 class PreferenceGuide(Guide):
@@ -128,13 +142,21 @@ class PreferenceGuide(Guide):
         arm: a `uniarm.adapters.PreferenceARM`.
         merge: `auto` merges the adapters when a batch holds one preference (then one plain
             forward per step); `never` always runs the per-row adapter path.
+        keep_merge: keep the merge after a call, for the next call with the same preference
+            (see the module docstring); False undoes it at the end of every call.
+
+    Attributes:
+        merges: how many times this guide merged the ARM.
     """
 
-    def __init__(self, arm, tokenizer=None, merge: str = "auto", name: str = ""):
+    def __init__(
+        self, arm, tokenizer=None, merge: str = "auto", name: str = "", keep_merge: bool = True
+    ):
         super().__init__(arm.model, arm.objectives, tokenizer, name or arm.method)
         self.arm = arm
         self.merge = merge
-        self._merged_here = False
+        self.keep_merge = keep_merge
+        self.merges = 0
 
     @property
     def preference_dependent(self) -> bool:
@@ -143,21 +165,22 @@ class PreferenceGuide(Guide):
     def prepare(self, preferences: torch.Tensor) -> None:
         unique = torch.unique(preferences, dim=0)
         single = tuple(round(float(v), 6) for v in unique[0]) if len(unique) == 1 else None
-        if self.arm.merged is not None and not self._merged_here:
-            if single is not None and _close(self.arm.merged, single):
+        merged = self.arm.merged
+        fits = merged is not None and single is not None and _close(merged, single)
+        if merged is not None and not self.arm.merged_by_guide:
+            if fits:
                 return  # merged by the caller for exactly this preference
             raise UniarmError(
-                f"the ARM is merged for the preference {self.arm.merged}, but the batch asks "
+                f"the ARM is merged for the preference {merged}, but the batch asks "
                 "for another one",
                 "call arm.unmerge() before decoding, or decode that preference only",
             )
         if single is not None and self.merge == "auto":
-            if self.arm.merged is None or not _close(self.arm.merged, single):
-                self.arm.merge(single)
-                self._merged_here = True
-        elif self._merged_here:
-            self.arm.unmerge()
-            self._merged_here = False
+            if not fits:  # a guide's merge (this one's or another's) for this preference stays
+                self.arm.merge(single, by_guide=True)
+                self.merges += 1
+        else:
+            self.arm.release_guide_merge()
 
     def condition(self, preferences: torch.Tensor) -> None:
         if self.arm.merged is None:
@@ -167,11 +190,13 @@ class PreferenceGuide(Guide):
         return torch.full((preferences.shape[0],), 1.0 / beta)
 
     def finish(self) -> None:
-        if self._merged_here:
-            self.arm.unmerge()
-            self._merged_here = False
+        if not self.keep_merge:
+            self.arm.release_guide_merge()
         if self.arm.merged is None:
             self.arm.set_preference(None)
+
+    def release(self) -> None:
+        self.arm.release_guide_merge()
 
 
 class ObjectiveGuide(Guide):

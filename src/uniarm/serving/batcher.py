@@ -3,7 +3,9 @@
 One worker owns the decoder: requests wait at most `max_wait_s` for company, then go through
 one `GuidedDecoder.generate` call of up to `max_batch` rows. Rows of one call share their
 decoding settings (length, sampling), so requests are grouped by those; their preferences may
-all differ, which the decoder's per-row conditioning serves without reloading anything.
+all differ, which the decoder's per-row conditioning serves without reloading anything. A
+batch of one preference runs the merged ARM, and the merge is kept for the next batch of that
+preference; `stop` gives the ARM back unmerged.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class RequestBatcher:
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=True)
+        self.decoder.release()  # a merge kept for the last batch's preference: undone
 
     async def submit(
         self, conversation, preference, config: DecodingConfig, seed: int = 0
