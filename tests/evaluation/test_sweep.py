@@ -121,3 +121,23 @@ def test_reference_points_lie_below_the_teachers_recorded_scores(data_root):
             scores = [s for p in pairs for s in p.scores[objective]]
             assert ref <= np.percentile(scores, 1), (task, objective)
             assert ref >= np.percentile(scores, 0) - 5  # not so low that HV is all offset
+
+
+def test_a_lone_process_decodes_on_the_configured_device(tmp_path, data_root, monkeypatch):
+    from uniarm.evaluation import run
+
+    seen = []
+
+    def generator_on(config, device):
+        seen.append(device)
+        return Writer()
+
+    monkeypatch.setattr(run, "make_generator", generator_on)
+    cfg = config(tmp_path, data_root, device="cuda:1")
+    run.run_evaluation(cfg, oracle=LengthOracle(), quiet=True)
+    assert seen == ["cuda:1"]
+    # the device does not decide the results: the same folder resumes on another one
+    again = run.run_evaluation(
+        config(tmp_path, data_root, device="cpu"), oracle=LengthOracle(), quiet=True
+    )
+    assert seen == ["cuda:1", "cpu"] and again.summary["hypervolume"] > 0

@@ -3,11 +3,16 @@
 uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/arm
 uniarm evaluate --task safety --method base            # the base model alone
 uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
+
+Data-parallel, one process per GPU (or CPU processes over gloo); the results equal one process's:
+accelerate launch --multi_gpu --num_processes 4 -m uniarm evaluate --task safety --arm ...
+torchrun --nproc_per_node 4 -m uniarm evaluate --task safety --arm ...
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from uniarm import config as cfg
@@ -37,10 +42,18 @@ def run(args) -> int:
     if args.compare:
         return run_compare(args)
     from uniarm.evaluation.run import run_evaluation
+    from uniarm.evaluation.sweep import process_state
 
     config = cfg.from_namespace(EvalConfig, args, cfg.load_recipe(args.recipe, "evaluate"))
+    main = process_state().is_main_process
+    if not main:  # one process reports
+        from transformers.utils import logging as hf_logging
+
+        logging.getLogger().setLevel(logging.WARNING)
+        hf_logging.disable_progress_bar()
     outcome = run_evaluation(config, quiet=args.quiet)
-    print_summary(outcome.summary, outcome.folder)
+    if main:
+        print_summary(outcome.summary, outcome.folder)
     return 0
 
 

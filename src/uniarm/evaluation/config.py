@@ -35,6 +35,9 @@ class EvalConfig:
         oracle: an oracle folder, or none for the task's embedded distilled oracles.
         reference: the hypervolume reference point (default: the task's).
         edge_step, interior_step: the preference grid (METHOD.md §6).
+        device: where a lone process decodes; under `torchrun` / `accelerate launch` each
+            process takes the device its launcher gives it. Not part of the run's identity:
+            a sweep started on one device resumes on another.
     """
 
     task: str = field("safety", help="task: safety or assistant")
@@ -46,7 +49,9 @@ class EvalConfig:
     num_prompts: int = field(16, help="held-out prompts per preference")
     max_new_tokens: int = field(48, help="most tokens per reply")
     batch_size: int = field(32, help="rows decoded together")
-    prompts_per_chunk: int = field(4, help="prompts decoded (under all preferences) per chunk")
+    prompts_per_chunk: int = field(
+        4, help="prompts decoded (under all preferences) per chunk, per process"
+    )
     beta: float = field(1.0, help="guidance temperature beta")
     edge_step: float = field(0.1, help="grid step along the simplex edges")
     interior_step: float = field(0.2, help="grid step inside the simplex (3+ objectives)")
@@ -55,6 +60,10 @@ class EvalConfig:
     output: Path | None = field(None, help="results folder (default: runs/eval/<task>-<method>)")
     overwrite: bool = field(False, help="move an earlier, different run aside and start again")
     threads: int = field(0, help="torch threads (0: torch's default)")
+    device: str = field(
+        "cpu",
+        help="device of the decoding models, e.g. cuda (under a launcher: each process its own)",
+    )
 
     def __post_init__(self):
         task = get_task(self.task)

@@ -10,18 +10,32 @@ other settings is refused unless told to move the old folder aside. Outputs:
 
     eval.json           the run's settings
     generations.jsonl   one reply per (prompt, preference), appended as decoding goes
+                        (by N processes: to generations.part-<r>.jsonl, merged after)
     scores.jsonl        the replies with their oracle scores
     summary.json        per-preference means, HV (with its reference point), MIP, the oracle
+
+Under `torchrun` or `accelerate launch` the sweep runs data-parallel. The prompts with a reply
+still missing are dealt round-robin to the N processes, whole prompts, so that a prompt's
+preferences stay in one batch and share its prefill. Process r decodes its share on its own
+device and appends to `generations.part-<r>.jsonl` as chunks finish, so a kill loses at most a
+chunk per process. The main process alone creates the folder, merges the parts into
+`generations.jsonl` in the prompts' order (before decoding too, so a rerun with any N resumes
+from what every part holds), scores the replies and writes the summary; the others read it.
+Greedy replies do not depend on which process decoded them: the results equal one process's.
+
+    torchrun --nproc_per_node 4 -m uniarm evaluate --task safety --arm runs/.../arm
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +44,7 @@ from tqdm.auto import tqdm
 from uniarm.errors import UniarmError
 from uniarm.evaluation.config import EvalConfig
 from uniarm.evaluation.metrics import summarise_sweep
-from uniarm.io import append_jsonl, read_jsonl, write_json
+from uniarm.io import append_jsonl, read_jsonl, write_json, write_text
 from uniarm.objectives import get_task
 from uniarm.preference import format_preference, task_grid
 
@@ -39,6 +53,9 @@ log = logging.getLogger(__name__)
 # Generates replies: (conversations, preferences or None) -> texts, one per row.
 Generate = Callable[[Sequence, Sequence[tuple[float, ...]] | None], list]
 
+GENERATIONS = "generations.jsonl"
+PARTS = "generations.part-*.jsonl"
+
 
 @dataclass
 class SweepOutcome:
@@ -46,8 +63,40 @@ class SweepOutcome:
     summary: dict
 
 
+class OneProcess:
+    """A sweep run without a launcher: the part of accelerate's `PartialState` the sweep uses."""
+
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+    device = "cpu"  # run_evaluation uses EvalConfig.device for a lone process
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def process_state(timeout: timedelta = timedelta(hours=2)):
+    """This process's place in the sweep: accelerate's `PartialState` under a launcher
+    (WORLD_SIZE > 1), each process on its own device, else `OneProcess()`.
+
+    The others wait at a barrier while the main process loads (or trains) the oracle and scores
+    every reply, which can take longer than torch.distributed's default timeout.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return OneProcess()
+    import torch
+    from accelerate import PartialState
+
+    # accelerate joins CPU processes (over gloo) only when told to use the CPU
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timeout)
+
+
 def preference_key(preference: tuple[float, ...] | None) -> str:
     return "base" if preference is None else "/".join(f"{v:g}" for v in preference)
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    return row["prompt_id"], row["preference_key"]
 
 
 def prepare_folder(config: EvalConfig) -> Path:
@@ -86,16 +135,37 @@ def grid_for(config: EvalConfig, guided: bool) -> list[tuple[float, ...] | None]
 
 
 def generate_missing(
-    generate: Generate, prompts, grid, path: Path, prompts_per_chunk: int, quiet: bool = False
-) -> list[dict]:
-    """Decode every (prompt, preference) row not yet in `path`, appending as chunks finish."""
-    done = {(r["prompt_id"], r["preference_key"]) for r in _rows(path)}
+    generate: Generate,
+    prompts,
+    grid,
+    folder: Path,
+    prompts_per_chunk: int,
+    quiet: bool = False,
+    processes=None,
+) -> None:
+    """Decode this process's share of the (prompt, preference) rows not yet in `folder`.
+
+    Rows are appended as chunks finish: to `generations.jsonl` with one process, else to this
+    process's part file. The stored rows must be merged first (`merge_parts`), and no process
+    may append before every process has read them, or the shares would differ.
+    """
+    processes = processes or OneProcess()
+    rank, count = processes.process_index, processes.num_processes
+    main = processes.is_main_process
+    done = {row_key(r) for r in _rows(folder / GENERATIONS)}
     todo = [p for p in prompts if any((p.prompt_id, preference_key(g)) not in done for g in grid)]
-    if done and todo:
+    if main and done and todo:
         log.info("resuming: %d of %d prompts still to decode", len(todo), len(prompts))
-    bar = tqdm(total=len(todo) * len(grid), desc="decoding", unit="reply", disable=quiet)
-    for start in range(0, len(todo), prompts_per_chunk):
-        chunk = todo[start : start + prompts_per_chunk]
+    if main and count > 1 and todo:
+        log.info("decoding %d prompts on %d processes", len(todo), count)
+    mine = todo[rank::count]
+    path = folder / (GENERATIONS if count == 1 else f"generations.part-{rank}.jsonl")
+
+    bar = tqdm(
+        total=len(mine) * len(grid), desc="decoding", unit="reply", disable=quiet or not main
+    )
+    for start in range(0, len(mine), prompts_per_chunk):
+        chunk = mine[start : start + prompts_per_chunk]
         rows = [(p, g) for p in chunk for g in grid if (p.prompt_id, preference_key(g)) not in done]
         conversations = [p.conversation for p, _ in rows]
         preferences = None if grid == [None] else [g for _, g in rows]
@@ -115,12 +185,50 @@ def generate_missing(
         )
         bar.update(len(rows))
     bar.close()
-    wanted = {(p.prompt_id, preference_key(g)) for p in prompts for g in grid}
-    return [r for r in _rows(path) if (r["prompt_id"], r["preference_key"]) in wanted]
+
+
+def merge_parts(folder: Path, prompts, grid) -> None:
+    """Fold the part files into `generations.jsonl`, in the prompts' and the grid's order.
+
+    Only the main process calls this, while no process decodes. The file is rewritten (at
+    once) only if there are parts, its rows are out of order (a one-process rerun appended
+    after merged parts) or its last line is torn, which an append would corrupt. A row stored
+    twice (a kill between the rewrite and the removal of the parts) is kept once.
+    """
+    path = folder / GENERATIONS
+    parts = sorted(folder.glob(PARTS))
+    merged = _rows(path)
+    order = {(p.prompt_id, preference_key(g)): i for i, (p, g) in enumerate(_cells(prompts, grid))}
+    rows: dict[tuple[str, str], dict] = {}
+    for row in merged + [r for part in parts for r in _rows(part)]:
+        rows.setdefault(row_key(row), row)
+    ordered = sorted(rows.values(), key=lambda r: order.get(row_key(r), len(order)))
+    if parts or ordered != merged or _torn(path):
+        write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in ordered))
+    for part in parts:
+        part.unlink()
+
+
+def stored_rows(folder: Path, prompts, grid) -> list[dict]:
+    """The sweep's rows in `generations.jsonl`, in the file's order."""
+    wanted = {(p.prompt_id, preference_key(g)) for p, g in _cells(prompts, grid)}
+    return [r for r in _rows(folder / GENERATIONS) if row_key(r) in wanted]
+
+
+def _cells(prompts, grid):
+    return [(p, g) for p in prompts for g in grid]
 
 
 def _rows(path: Path) -> list[dict]:
     return read_jsonl(path) if path.is_file() else []
+
+
+def _torn(path: Path) -> bool:
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def score_rows(oracle, rows: list[dict], prompts, batch_size: int = 16) -> np.ndarray:
@@ -169,19 +277,25 @@ def summarise(config: EvalConfig, grid, means, oracle_name: str, guided: bool) -
     }
 
 
-def evaluate(config: EvalConfig, generate: Generate, oracle, quiet: bool = False) -> SweepOutcome:
-    """Run (or resume) one sweep with a given generator and oracle; write every output."""
+def evaluate(
+    config: EvalConfig, generate: Generate, oracle, quiet: bool = False, processes=None
+) -> SweepOutcome:
+    """Run (or resume) one sweep with a given generator and oracle; write every output.
+
+    Args:
+        config: the sweep's settings.
+        generate: this process's generator of replies.
+        oracle: scores the replies; only the main process uses it (the others may pass None).
+        quiet: no progress bar.
+        processes: this process's place in the sweep (default: `process_state()`).
+    """
+    processes = processes or process_state()
+    main = processes.is_main_process
     task = get_task(config.task)
-    if tuple(oracle.objectives) != task.objectives:
-        raise UniarmError(
-            f"the oracle scores {list(oracle.objectives)}, the {task.name} task needs "
-            f"{list(task.objectives)}",
-            f"use an oracle trained for the {task.name} task (uniarm oracle train --task "
-            f"{task.name})",
-        )
+    if main:
+        check_oracle(oracle, task)
     from uniarm.data import tasks as data_tasks
 
-    folder = prepare_folder(config)
     prompts = data_tasks.eval_prompts(
         config.task,
         config.data_root,
@@ -191,21 +305,51 @@ def evaluate(config: EvalConfig, generate: Generate, oracle, quiet: bool = False
     )
     guided = config.arm is not None
     grid = grid_for(config, guided)
-    rows = generate_missing(
-        generate, prompts, grid, folder / "generations.jsonl", config.prompts_per_chunk, quiet
-    )
-    scores = score_rows(oracle, rows, prompts)
-    scored = [
-        {**r, "scores": dict(zip(task.objectives, s.tolist(), strict=True))}
-        for r, s in zip(rows, scores, strict=True)
-    ]
-    _write_jsonl(folder / "scores.jsonl", scored)
-    summary = summarise(config, grid, mean_points(rows, scores, grid), oracle.name, guided)
-    write_json(folder / "summary.json", summary)
+
+    # -- the folder: created, checked, moved aside and merged by the main process alone ----
+    folder = Path(config.output)
+    if main:
+        prepare_folder(config)
+        merge_parts(folder, prompts, grid)
+    processes.wait_for_everyone()
+
+    # -- decode: each process its share ----------------------------------------------------
+    generate_missing(generate, prompts, grid, folder, config.prompts_per_chunk, quiet, processes)
+    processes.wait_for_everyone()
+
+    # -- merge and score on the main process; the others read its summary ------------------
+    if main:
+        merge_parts(folder, prompts, grid)
+        summary = score_sweep(config, oracle, folder, prompts, grid, guided)
+    processes.wait_for_everyone()
+    if not main:
+        summary = json.loads((folder / "summary.json").read_text())
     return SweepOutcome(folder, summary)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    from uniarm.io import write_text
+def check_oracle(oracle, task) -> None:
+    """Refuse an oracle that does not score the task's objectives."""
+    if oracle is None:
+        raise UniarmError("the main process of a sweep needs an oracle", "pass one")
+    if tuple(oracle.objectives) != task.objectives:
+        raise UniarmError(
+            f"the oracle scores {list(oracle.objectives)}, the {task.name} task needs "
+            f"{list(task.objectives)}",
+            f"use an oracle trained for the {task.name} task (uniarm oracle train --task "
+            f"{task.name})",
+        )
 
-    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+def score_sweep(config: EvalConfig, oracle, folder: Path, prompts, grid, guided: bool) -> dict:
+    """Score the stored replies, write scores.jsonl and summary.json; return the summary."""
+    objectives = get_task(config.task).objectives
+    rows = stored_rows(folder, prompts, grid)
+    scores = score_rows(oracle, rows, prompts)
+    scored = [
+        {**r, "scores": dict(zip(objectives, s.tolist(), strict=True))}
+        for r, s in zip(rows, scores, strict=True)
+    ]
+    write_text(folder / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in scored))
+    summary = summarise(config, grid, mean_points(rows, scores, grid), oracle.name, guided)
+    write_json(folder / "summary.json", summary)
+    return summary
