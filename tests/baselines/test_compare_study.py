@@ -149,3 +149,14 @@ def test_a_changed_setting_is_refused_before_any_work(setup, tmp_path, monkeypat
     monkeypatch.setattr(study_module.Study, "run", lambda self: pytest.fail("ran"))
     with pytest.raises(UniarmError, match="differs in: evaluate"):
         run_study(study, oracle=LengthOracle(), quiet=True)
+
+
+def test_a_custom_recipe_names_its_study_and_results(tmp_path):
+    from uniarm.baselines.study import results_stem
+
+    longer = StudyConfig(task="safety", recipe=tmp_path / "compare-longer.yaml")
+    assert longer.profile == "longer" and results_stem(longer) == "compare-safety-longer"
+    assert str(longer.folder) == "runs/compare/safety-longer"
+    mine = StudyConfig(task="assistant", recipe=tmp_path / "mine.yaml")
+    assert results_stem(mine) == "compare-assistant-mine"
+    assert results_stem(StudyConfig(task="assistant")) == "compare-assistant"

@@ -119,8 +119,10 @@ class StudyConfig:
 
     @property
     def profile(self) -> str:
-        """The scale's name, or the custom recipe's file name."""
-        return self.scale if self.recipe is None else self.recipe.stem
+        """The scale's name, or the custom recipe's file name without a `compare-` prefix."""
+        if self.recipe is None:
+            return self.scale
+        return self.recipe.stem.removeprefix("compare-") or self.recipe.stem
 
     @property
     def folder(self) -> Path:
