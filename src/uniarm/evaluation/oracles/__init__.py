@@ -7,7 +7,8 @@ every objective. It takes
 - a task name ("safety", "assistant"): the distilled oracle trained for it, from
   `<cache>/oracles/<task>` (train it with `uniarm oracle train --task <task>` or
   `ensure_oracles(task)`);
-- a checkpoint folder written by `uniarm oracle train`;
+- a checkpoint folder written by `uniarm oracle train` (frozen encoder + ridge heads, or with
+  `--head finetune` a fine-tuned MiniLM cross-encoder, e.g. `<cache>/oracles/safety-finetuned`);
 - a YAML/JSON file naming one Hugging Face reward model per objective (hf_reward.py).
 """
 
@@ -56,10 +57,22 @@ def load_oracles(task_or_path: str | Path, device: str = "cpu") -> Oracle:
 
 
 def _load_folder(folder: Path, objectives: tuple[str, ...] | None = None) -> Oracle:
+    """A checkpoint folder of either kind; its oracle.json's format says which."""
+    import json
+
+    from uniarm.evaluation.oracles import crossencoder
     from uniarm.evaluation.oracles.distilled import DistilledOracle
     from uniarm.evaluation.oracles.training import feature_cache_dir
 
-    oracle = DistilledOracle.load(folder, cache_dir=feature_cache_dir())
+    meta_path = folder / crossencoder.META_FILE
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise UniarmError(f"{meta_path} is not valid JSON: {exc}", "train it again") from exc
+    if meta.get("format") == crossencoder.FORMAT:
+        oracle = crossencoder.FinetunedOracle.load(folder, meta)
+    else:
+        oracle = DistilledOracle.load(folder, cache_dir=feature_cache_dir())
     if objectives is not None and oracle.objectives != tuple(objectives):
         raise UniarmError(
             f"the oracle in {folder} scores {oracle.objectives}, the task needs {objectives}",

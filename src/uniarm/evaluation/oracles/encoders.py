@@ -193,30 +193,7 @@ class Encoder:
         self._model = model.eval().requires_grad_(False)
 
     def _input_ids(self, prompt, response: str) -> tuple[list[int], int]:
-        """Token ids of one input and the index where the response's tokens start."""
-        tok, budget = self._tokenizer, self.spec.max_tokens
-        if self.spec.backbone == "minilm":
-            head, mid, tail = [tok.cls_token_id], [tok.sep_token_id], [tok.sep_token_id]
-            prompt_ids = tok(plain_dialogue(prompt), add_special_tokens=False, verbose=False)
-            prompt_ids = prompt_ids["input_ids"]
-            resp_ids = tok(response, add_special_tokens=False, verbose=False)["input_ids"]
-        else:
-            from uniarm.data.schema import render_prompt
-
-            head, mid, tail = [], [], []
-            text = render_prompt(tok, as_turns(prompt))
-            prompt_ids = tok(text, add_special_tokens=False, verbose=False)
-            prompt_ids = prompt_ids["input_ids"]
-            resp_ids = tok(response + tok.eos_token, add_special_tokens=False, verbose=False)
-            resp_ids = resp_ids["input_ids"]
-        if not self.spec.context:
-            prompt_ids, mid = [], []
-        room = budget - len(head) - len(mid) - len(tail)
-        resp_ids = resp_ids[: max(room - min(len(prompt_ids), room // 4), 1)]
-        prompt_ids = prompt_ids[len(prompt_ids) - (room - len(resp_ids)) :] if prompt_ids else []
-        # Keep the prompt's end: the last user turn is what the reply answers.
-        ids = head + prompt_ids + mid
-        return ids + resp_ids + tail, len(ids)
+        return layout_ids(self._tokenizer, self.spec, prompt, response)
 
     @torch.no_grad()
     def _forward(self, batch: list[tuple[list[int], int]]) -> np.ndarray:
@@ -241,6 +218,38 @@ class Encoder:
                 else:
                     pooled.append(states[torch.arange(len(batch)), last])
         return torch.cat(pooled, dim=-1).numpy()
+
+
+def layout_ids(tokenizer, spec: EncoderSpec, prompt, response: str) -> tuple[list[int], int]:
+    """Token ids of one (prompt, response) input and the index where the response starts.
+
+    MiniLM reads `[CLS] prompt [SEP] response [SEP]`; SmolLM2 reads its chat template with the
+    response (and EOS) as the assistant's turn. The fine-tuned scorer uses the same layout, so
+    both kinds of oracle see the same text.
+    """
+    tok, budget = tokenizer, spec.max_tokens
+    if spec.backbone == "minilm":
+        head, mid, tail = [tok.cls_token_id], [tok.sep_token_id], [tok.sep_token_id]
+        prompt_ids = tok(plain_dialogue(prompt), add_special_tokens=False, verbose=False)
+        prompt_ids = prompt_ids["input_ids"]
+        resp_ids = tok(response, add_special_tokens=False, verbose=False)["input_ids"]
+    else:
+        from uniarm.data.schema import render_prompt
+
+        head, mid, tail = [], [], []
+        text = render_prompt(tok, as_turns(prompt))
+        prompt_ids = tok(text, add_special_tokens=False, verbose=False)
+        prompt_ids = prompt_ids["input_ids"]
+        resp_ids = tok(response + tok.eos_token, add_special_tokens=False, verbose=False)
+        resp_ids = resp_ids["input_ids"]
+    if not spec.context:
+        prompt_ids, mid = [], []
+    room = budget - len(head) - len(mid) - len(tail)
+    resp_ids = resp_ids[: max(room - min(len(prompt_ids), room // 4), 1)]
+    prompt_ids = prompt_ids[len(prompt_ids) - (room - len(resp_ids)) :] if prompt_ids else []
+    # Keep the prompt's end: the last user turn is what the reply answers.
+    ids = head + prompt_ids + mid
+    return ids + resp_ids + tail, len(ids)
 
 
 def minilm_dir() -> Path:

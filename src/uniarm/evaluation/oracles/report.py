@@ -1,9 +1,13 @@
-"""The Markdown report of a trained distilled oracle: what it is, how well it agrees, where it
-fails. `uniarm oracle train` writes it beside the checkpoint; docs/oracles.md is a copy."""
+"""The Markdown report of a trained oracle (frozen-feature or fine-tuned): what it is, how well
+it agrees, where it fails. `uniarm oracle train` writes it beside the checkpoint; the generated
+part of docs/oracles.md is a copy."""
 
 from __future__ import annotations
 
+from uniarm.evaluation.oracles.crossencoder import FinetunedOracle
 from uniarm.evaluation.oracles.distilled import DistilledOracle
+
+TrainedOracle = DistilledOracle | FinetunedOracle
 
 # The frozen-embedding floor and the target on the safety task (beaver labels, held-out
 # prompts): a ridge regression on all-MiniLM-L6-v2 sentence embeddings of the response.
@@ -15,7 +19,7 @@ def _fmt(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _agreement_table(oracle: DistilledOracle) -> list[str]:
+def _agreement_table(oracle: TrainedOracle) -> list[str]:
     measured = oracle.meta.get("measured", {})
     safety = oracle.meta.get("task") == "safety"
     header = "| objective | held-out pairs | agreement (95% CI) | Pearson |"
@@ -41,7 +45,7 @@ def _agreement_table(oracle: DistilledOracle) -> list[str]:
     return lines
 
 
-def _failure_tables(oracle: DistilledOracle) -> list[str]:
+def _failure_tables(oracle: TrainedOracle) -> list[str]:
     modes = oracle.meta.get("failure_modes", {})
     objectives = oracle.objectives
     lines = [
@@ -68,7 +72,38 @@ def _failure_tables(oracle: DistilledOracle) -> list[str]:
     return lines
 
 
-def render_report(oracle: DistilledOracle) -> str:
+def _encoder_line(oracle: TrainedOracle) -> str:
+    if isinstance(oracle, FinetunedOracle):
+        return f"Encoder (fine-tuned): {oracle.shape.describe()}"
+    return f"Encoder (frozen): {oracle.spec.describe()}"
+
+
+def _time_line(oracle: TrainedOracle) -> str:
+    meta = oracle.meta
+    total = meta.get("seconds", {}).get("total", "?")
+    if isinstance(oracle, FinetunedOracle):
+        t = meta.get("training", {})
+        return (
+            f"{total} s on this machine, of which fine-tuning {t.get('seconds', '?')} s "
+            f"({t.get('cpu_seconds', '?')} CPU s on {t.get('threads', '?')} thread(s), "
+            f"{t.get('steps', '?')} steps, loss {t.get('first_loss', '?')} -> "
+            f"{t.get('final_loss', '?')})."
+        )
+    return (
+        f"{total} s on this machine, {meta.get('texts_encoded', '?')} texts encoded (the rest "
+        "read from the feature cache). Uncached, MiniLM encodes about 50 texts/s and SmolLM2 "
+        "about 2-8 texts/s on one free core."
+    )
+
+
+def _reproduce(oracle: TrainedOracle) -> str:
+    if oracle.meta.get("reproduce"):
+        return oracle.meta["reproduce"]
+    task = oracle.meta.get("task", "?")  # checkpoints written before the command was recorded
+    return f"uniarm oracle train --task {task} --encoder {oracle.spec.backbone}"
+
+
+def render_report(oracle: TrainedOracle) -> str:
     meta = oracle.meta
     task = meta.get("task", "?")
     lines = [
@@ -77,16 +112,13 @@ def render_report(oracle: DistilledOracle) -> str:
         f"> {meta.get('disclaimer', '')}",
         "",
         f"- Task: `{task}`, objectives {', '.join(oracle.objectives)} (higher = better for all).",
-        f"- Encoder (frozen): {oracle.spec.describe()}.",
+        f"- {_encoder_line(oracle)}.",
         f"- Training data sha256: `{meta.get('training_data_sha256', '?')}` "
         f"({meta.get('n_training_texts', 0)} texts).",
         f"- Split: {meta.get('split', {}).get('train')}; measured on "
         f"{meta.get('split', {}).get('heldout')} (no training prompt among them).",
-        f"- Time: {meta.get('seconds', {}).get('total', '?')} s on this machine, "
-        f"{meta.get('texts_encoded', '?')} texts encoded (the rest read from the feature "
-        "cache). Uncached, MiniLM encodes about 50 texts/s and SmolLM2 about 2-8 texts/s "
-        "on one free core.",
-        f"- Reproduce: `uniarm oracle train --task {task} --encoder {oracle.spec.backbone}`.",
+        f"- Time: {_time_line(oracle)}",
+        f"- Reproduce: `{_reproduce(oracle)}`.",
         "",
         "## Heads",
         "",
