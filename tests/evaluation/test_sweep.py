@@ -141,3 +141,30 @@ def test_a_lone_process_decodes_on_the_configured_device(tmp_path, data_root, mo
         config(tmp_path, data_root, device="cpu"), oracle=LengthOracle(), quiet=True
     )
     assert seen == ["cuda:1", "cpu"] and again.summary["hypervolume"] > 0
+
+
+def test_a_run_is_labelled_by_its_checkpoint_or_as_the_base_model(tmp_path):
+    assert EvalConfig(task="safety").method == "base"
+    arm = tmp_path / "arm"
+    arm.mkdir()
+    (arm / "arm.json").write_text(json.dumps({"method": "parm"}))
+    labelled = EvalConfig(task="safety", arm=arm)
+    assert labelled.method == "parm" and labelled.output.name == "safety-parm"
+    assert EvalConfig(task="safety", arm=arm, method="mine").method == "mine"
+    with pytest.raises(UniarmError, match="checkpoint not found"):
+        EvalConfig(task="safety", arm=tmp_path / "missing")
+
+
+def test_compare_refuses_to_replace_an_earlier_comparison(tmp_path, data_root):
+    from uniarm.cli import main
+
+    for name in ("a", "b"):
+        evaluate(config(tmp_path, data_root, output=tmp_path / name), Writer(), LengthOracle())
+    out = tmp_path / "cmp"
+    args = ["-q", "evaluate", "--compare", str(tmp_path / "a"), str(tmp_path / "b")]
+    assert main([*args, "--output", str(out)]) == 0
+    before = (out / "report.md").read_text()
+    assert main([*args[:-1], "--output", str(out)]) == 2  # another comparison: refused
+    assert (out / "report.md").read_text() == before
+    assert main([*args[:-1], "--output", str(out), "--overwrite", "true"]) == 0
+    assert (out / "report.md").read_text() != before

@@ -140,3 +140,18 @@ def test_hub_name_fails_clearly_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UniarmError, match="Hugging Face hub"):
         load_tokenizer("someone/not-a-model-here")
+
+
+@pytest.mark.parametrize(
+    "device,message",
+    [("banana", "not a device torch knows"), ("cuda", "no usable CUDA GPU")],
+)
+def test_a_bad_or_missing_device_is_refused_before_loading(device, message, monkeypatch):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.setattr(
+        loading, "resolve_model", lambda spec: pytest.fail("the model should not be loaded")
+    )
+    with pytest.raises(UniarmError, match=message) as err:
+        load_model("smollm2-135m-instruct", device=device)
+    assert "cpu" in err.value.fix

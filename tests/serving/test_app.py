@@ -119,3 +119,31 @@ def test_one_preference_batches_merge_once_and_stopping_gives_the_arm_back(decod
     assert arm.merged is None  # the server's stop released it
     after = arm.model.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_a_misspelt_setting_is_refused_not_ignored(client):
+    response = client.post("/v1/generate", json={"prompt": "hi", "max_tokens": 2})
+    assert response.status_code == 422 and "max_tokens" in response.json()["error"]
+
+
+def test_beta_and_stop_are_honoured_like_the_decoder_does(client, decoder):
+    import dataclasses
+
+    bad = client.post("/v1/generate", json={"prompt": "hi", "preference": [0.5, 0.5], "beta": -1})
+    assert bad.status_code == 400 and "beta" in bad.json()["error"]
+
+    full = decoder.generate(["Hello"], [[0.5, 0.5]])[0].text
+    stop = full[2:4]  # a string the unstopped reply contains
+    body = {"prompt": "Hello", "preference": [0.5, 0.5], "stop": [stop], "beta": 0.5}
+    reply = client.post("/v1/generate", json=body).json()
+    config = dataclasses.replace(decoder.config, stop=[stop], beta=0.5)
+    alone = decoder.generate(["Hello"], [[0.5, 0.5]], config=config)[0]
+    assert reply["text"] == alone.text and reply["finish_reason"] == alone.finish_reason
+
+
+def test_a_base_only_server_refuses_a_preference(tokenizer):
+    base = GuidedDecoder(make_tiny_llama(tokenizer, seed=0), tokenizer)
+    with TestClient(create_app(base)) as c:
+        response = c.post("/v1/generate", json={"prompt": "hi", "preference": {"helpful": 1}})
+        assert response.status_code == 400 and "--arm" in response.json()["fix"]
+        assert c.post("/v1/generate", json={"prompt": "hi", "max_new_tokens": 2}).status_code == 200

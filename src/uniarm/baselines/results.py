@@ -289,7 +289,7 @@ def write_results(results: dict, folder: str | Path, stem: str, overwrite: bool 
     if existing and not overwrite:
         raise UniarmError(
             f"{paths['json']} (or its table or plot) holds other results",
-            "pass --overwrite to move the old files aside and write these, or "
+            "pass --overwrite true to move the old files aside and write these, or "
             "choose another --results-dir",
         )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

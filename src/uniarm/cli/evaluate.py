@@ -1,7 +1,7 @@
 """`uniarm evaluate`: sweep a method over the task's preference grid, score, report HV / MIP.
 
-uniarm evaluate --task safety --method uniarm --arm runs/safety-uniarm-seed0/arm
-uniarm evaluate --task safety --method base            # the base model alone
+uniarm evaluate --task safety --arm runs/safety-uniarm-seed0/arm   # labelled by its method
+uniarm evaluate --task safety                           # the base model alone (label: base)
 uniarm evaluate --compare runs/eval/safety-base runs/eval/safety-uniarm --output runs/eval
 
 Data-parallel, one process per GPU (or CPU processes over gloo); the results equal one process's:
@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from uniarm import config as cfg
+from uniarm.errors import UniarmError
 from uniarm.evaluation.config import EvalConfig
 
 
@@ -53,7 +54,14 @@ def run(args) -> int:
         hf_logging.disable_progress_bar()
     outcome = run_evaluation(config, quiet=args.quiet)
     if main:
-        print_summary(outcome.summary, outcome.folder)
+        from uniarm.evaluation.compare import compare
+
+        # the sweep's own plot and report, beside its results
+        folder = outcome.folder
+        title = f"{outcome.summary['method']} on the {config.task} task"
+        compare([folder], folder / "front.png", folder / "report.md", title)
+        print_summary(outcome.summary, folder)
+        print(f"plot: {folder / 'front.png'}\nreport: {folder / 'report.md'}")
     return 0
 
 
@@ -61,6 +69,12 @@ def run_compare(args) -> int:
     from uniarm.evaluation.compare import compare
 
     out = Path(args.output or "runs/eval")
+    existing = [p for p in (out / "front.png", out / "report.md") if p.exists()]
+    if existing and not args.overwrite:
+        raise UniarmError(
+            f"{existing[0]} holds an earlier comparison",
+            "pick another --output, or pass --overwrite true to replace it",
+        )
     summaries = compare(args.compare, out / "front.png", out / "report.md", "Preference sweep")
     for s in summaries:
         print_summary(s)

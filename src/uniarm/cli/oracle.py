@@ -128,7 +128,9 @@ def run_train(args: argparse.Namespace) -> int:
     config = from_namespace(OracleTrainConfig, args)
     folder = config.output_dir or default_oracle_dir(config.task, config.head)
     if (folder / "oracle.json").exists() and not config.overwrite:
-        raise UniarmError(f"an oracle already exists in {folder}", "pass --overwrite to replace it")
+        raise UniarmError(
+            f"an oracle already exists in {folder}", "pass --overwrite true to replace it"
+        )
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     oracle = train_oracle(config)
     save_oracle(oracle, folder, overwrite=config.overwrite)

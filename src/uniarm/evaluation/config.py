@@ -26,7 +26,8 @@ class EvalConfig:
 
     Parameters:
         task: `safety` (helpful, harmless) or `assistant` (helpful, harmless, humor).
-        method: the label of this run in tables and plots.
+        method: the label of this run in tables and plots (default: the method the checkpoint
+            records, e.g. uniarm or parm; `base` for the base model alone).
         arm: the reward model checkpoint guiding the base model; none for the base model alone.
         base_model: the frozen model that writes the replies.
         data_root: the shared data folder (default: $UNIARM_DATA or ../shared/data).
@@ -41,7 +42,11 @@ class EvalConfig:
     """
 
     task: str = field("safety", help="task: safety or assistant")
-    method: str = field("uniarm", help="label of this run in tables and plots")
+    method: str | None = field(
+        None,
+        help="label of this run in tables and plots (default: the method recorded in the "
+        "checkpoint, or base without --arm)",
+    )
     arm: Path | None = field(None, help="ARM checkpoint folder (none: the base model alone)")
     base_model: str = field("smollm2-135m-instruct", help="base model that writes the replies")
     data_root: Path | None = field(None, help="shared data folder")
@@ -80,6 +85,11 @@ class EvalConfig:
                     f"({', '.join(task.objectives)})",
                     "give one value per objective",
                 )
+        if self.method is None:
+            from uniarm.decoding.loading import checkpoint_method
+
+            # a wrong --arm path fails here, before any model loads
+            self.method = "base" if self.arm is None else checkpoint_method(self.arm)
         if self.output is None:
             self.output = Path("runs") / "eval" / f"{self.task}-{self.method}"
 

@@ -159,6 +159,7 @@ def load_model(spec: str, dtype: torch.dtype = torch.float32, device: str | torc
     """Load (model, tokenizer) for a spec: an embedded name, a local folder or a hub name."""
     from transformers import AutoModelForCausalLM
 
+    device = check_device(device)  # before the load: a typo should not cost a model load
     source = resolve_model(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
@@ -168,6 +169,30 @@ def load_model(spec: str, dtype: torch.dtype = torch.float32, device: str | torc
     model.requires_grad_(False)
     model.name_or_spec = spec  # recorded in checkpoints; `name_or_path` may be a cache path
     return model, load_tokenizer(spec)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device, refused clearly when it is not one or is not available."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UniarmError(
+            f"{device!r} is not a device torch knows", "use cpu, cuda, cuda:1, mps, ..."
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UniarmError(
+            f"device {device} asked for, but this torch has no usable CUDA GPU",
+            "use --device cpu, or install a CUDA build of torch on a machine with a GPU",
+        )
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise UniarmError(
+                f"device {device} asked for, but only {torch.cuda.device_count()} GPU(s) exist",
+                "use an index below that, or cuda",
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UniarmError(f"device {device} asked for, but MPS is not available", "use cpu")
+    return device
 
 
 def _load_error(spec: str, source: str, exc: Exception) -> UniarmError:

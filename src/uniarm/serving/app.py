@@ -19,7 +19,7 @@ from importlib import resources
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from uniarm.data.schema import Turn
 from uniarm.decoding import GuidedDecoder
@@ -34,6 +34,9 @@ class Message(BaseModel):
 
 
 class GenerateRequest(BaseModel):
+    # a misspelt setting is refused (422), never silently ignored
+    model_config = ConfigDict(extra="forbid")
+
     prompt: str | None = Field(None, description="a single user message")
     messages: list[Message] | None = Field(None, description="a conversation ending with the user")
     preference: dict[str, float] | list[float] | None = Field(
@@ -44,12 +47,17 @@ class GenerateRequest(BaseModel):
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
+    beta: float | None = Field(None, description="guidance strength: an ARM's weight is w/beta")
+    stop: list[str] | None = Field(None, description="strings that end the reply")
     seed: int = 0
 
 
 def _conversation(request: GenerateRequest) -> tuple[Turn, ...]:
     if (request.prompt is None) == (request.messages is None):
-        raise UniarmError("give exactly one of `prompt` and `messages`")
+        raise UniarmError(
+            "give exactly one of `prompt` and `messages`",
+            'send {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}',
+        )
     if request.prompt is not None:
         return (Turn("user", request.prompt),)
     turns = tuple(Turn(m.role, m.content) for m in request.messages)
@@ -60,6 +68,11 @@ def _conversation(request: GenerateRequest) -> tuple[Turn, ...]:
 
 def _preference(request: GenerateRequest, objectives: tuple[str, ...]):
     if not objectives:
+        if request.preference is not None:
+            raise UniarmError(
+                "this server runs the base model alone: there is no reward model to steer with",
+                "leave out `preference`, or start the server with --arm CKPT",
+            )
         return None
     pref = request.preference
     if pref is None:
@@ -145,7 +158,7 @@ def create_app(
         overrides = {
             k: v
             for k, v in request.model_dump().items()
-            if k in ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p")
+            if k in ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "beta", "stop")
             and v is not None
         }
         config = dataclasses.replace(decoder.config, **overrides)  # validates

@@ -236,7 +236,7 @@ class FinetunedOracle(Oracle):
         if (folder / META_FILE).exists() and not overwrite:
             raise UniarmError(
                 f"an oracle checkpoint already exists in {folder}",
-                "pass --overwrite to replace it, or choose another --output-dir",
+                "pass --overwrite true to replace it, or choose another --output-dir",
             )
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / WEIGHTS_FILE) as tmp:

@@ -78,7 +78,7 @@ class DistilledOracle(Oracle):
         if (folder / META_FILE).exists() and not overwrite:
             raise UniarmError(
                 f"an oracle checkpoint already exists in {folder}",
-                "pass --overwrite to replace it, or choose another --output-dir",
+                "pass --overwrite true to replace it, or choose another --output-dir",
             )
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {}
