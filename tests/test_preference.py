@@ -34,6 +34,8 @@ def test_named_and_positional_forms():
         ("nan,1", "NaN"),
         ("helpful=0.5,0.5", "mixes"),
         ("a,b", "not a number"),
+        ("helpful=0.5,helpful=0.5", "'helpful' appears twice"),
+        ("helpful:0.5,harmless:0.5", "not a number"),
     ],
 )
 def test_bad_preferences(text, message):

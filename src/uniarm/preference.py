@@ -56,6 +56,11 @@ def parse_preference(text: str, objectives: Sequence[str]) -> tuple[float, ...]:
                     f"unknown objective {name!r} in preference {text!r}",
                     f"known objectives: {', '.join(objectives)}",
                 )
+            if name in weights:
+                raise UniarmError(
+                    f"objective {name!r} appears twice in preference {text!r}",
+                    "give each objective once, e.g. helpful=0.3,harmless=0.7",
+                )
             weights[name] = _to_float(value, text)
         values = [weights.get(name, 0.0) for name in objectives]
     elif any("=" in p for p in parts):
@@ -69,7 +74,10 @@ def _to_float(value: str, text: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise UniarmError(f"{value!r} in preference {text!r} is not a number") from None
+        raise UniarmError(
+            f"{value!r} in preference {text!r} is not a number",
+            "write name=weight pairs, e.g. helpful=0.3,harmless=0.7, or the weights alone",
+        ) from None
 
 
 def format_preference(values: Sequence[float], objectives: Sequence[str]) -> str:

@@ -127,6 +127,7 @@ class DistilledOracle(Oracle):
 
 
 DISCLAIMER = (
-    "A small distilled stand-in, not the original 7B reward models: read its figures as "
+    "A small distilled stand-in, not the teacher reward models it was fitted to (the paper's "
+    "oracles): read its figures as "
     "approximations, at the measured agreement."
 )
