@@ -78,7 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         else:
             kwargs.update(type=str)
         default = _default_of(f)
-        if default is not dataclasses.MISSING and kwargs["help"]:
+        # a help text that names its own default (e.g. "default: the method's") keeps it
+        if (
+            default is not dataclasses.MISSING
+            and kwargs["help"]
+            and "default" not in kwargs["help"]
+        ):
             kwargs["help"] += f" (default: {default})"
         group.add_argument(_flag(f.name), dest=f.name, **kwargs)
 

@@ -131,11 +131,19 @@ class TrainConfig:
     warmup_ratio: float = field(0.1, help="fraction of steps of linear warm-up")
     beta_r: float = field(0.05, help="temperature beta_r of the ARM loss")
     dirichlet_p: float = field(0.5, help="concentration p of the preference draws")
-    global_weight: float | None = field(None, help="UniARM's global loss weight c")
-    rank_shared: int | None = field(None, help="r1 (MoSLoRA / PBLoRA)")
-    rank_modulation: int | None = field(None, help="r2 (MoSLoRA / PBLoRA)")
-    lora_rank: int | None = field(None, help="GenARM's LoRA rank")
-    alpha: float | None = field(None, help="LoRA alpha")
+    global_weight: float | None = field(
+        None, help="UniARM's global loss weight c (default: 0.5 safety, 0.2 assistant)"
+    )
+    rank_shared: int | None = field(
+        None, help="r1 (MoSLoRA / PBLoRA; default: the method's, 4, and 0 for uniarm-modonly)"
+    )
+    rank_modulation: int | None = field(
+        None, help="r2 (MoSLoRA / PBLoRA; default: the method's, 4, and 8 for uniarm-modonly)"
+    )
+    lora_rank: int | None = field(None, help="GenARM's LoRA rank (default: 8)")
+    alpha: float | None = field(
+        None, help="LoRA alpha (default: 8 for MoSLoRA / PBLoRA, 16 for GenARM)"
+    )
     target_modules: tuple[str, ...] = field(DEFAULT_TARGETS, help="linear layers to adapt")
     objective_embedding: Literal["mean", "centered"] = field(
         "mean", help="UniARM/PARM objective embeddings: mean (METHOD.md) or centered"
