@@ -292,7 +292,7 @@ def test_small_finetune_beats_the_floor(data_root, tmp_path):
     assert held["harmless"]["pearson"] > 0.6  # higher = more harmless: the cost was negated
     assert len(meta["training_data_sha256"]) == 64
     assert meta["training"]["final_loss"] < meta["training"]["first_loss"]
-    assert "not the original 7B" in (folder / "report.md").read_text()
+    assert "not the teacher reward models" in (folder / "report.md").read_text()
     assert meta["reproduce"] == "uniarm oracle train --task safety --head finetune --limit 300"
 
     oracle = load_oracles(folder)

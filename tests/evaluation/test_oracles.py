@@ -322,7 +322,7 @@ def test_checkpoint_round_trip_and_cli_score(small_safety_oracle, tmp_path, feat
     assert len(meta["training_data_sha256"]) == 64
     assert meta["measured"]["heldout"]["harmless"]["agreement"] > 0.5
     assert (folder / "heads.safetensors").stat().st_size < 200_000
-    assert "not the original 7B" in (folder / "report.md").read_text()
+    assert "not the teacher reward models" in (folder / "report.md").read_text()
     with pytest.raises(UniarmError, match="already exists"):
         save_oracle(small_safety_oracle, folder)
 
