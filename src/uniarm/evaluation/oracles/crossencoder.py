@@ -230,15 +230,10 @@ class FinetunedOracle(Oracle):
         """Write scorer.safetensors, then oracle.json (its presence marks a whole folder)."""
         from safetensors.torch import save_file
 
+        from uniarm.evaluation.oracles.distilled import checkpoint_folder
         from uniarm.io import atomic_path, write_json
 
-        folder = Path(folder)
-        if (folder / META_FILE).exists() and not overwrite:
-            raise UniarmError(
-                f"an oracle checkpoint already exists in {folder}",
-                "pass --overwrite true to replace it, or choose another --output-dir",
-            )
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = checkpoint_folder(folder, overwrite)
         with atomic_path(folder / WEIGHTS_FILE) as tmp:
             save_file(self.scorer.trained_tensors(), str(tmp))
         shape = asdict(self.shape) | {

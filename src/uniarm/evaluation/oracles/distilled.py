@@ -74,13 +74,7 @@ class DistilledOracle(Oracle):
 
         from uniarm.io import atomic_path, write_json
 
-        folder = Path(folder)
-        if (folder / META_FILE).exists() and not overwrite:
-            raise UniarmError(
-                f"an oracle checkpoint already exists in {folder}",
-                "pass --overwrite true to replace it, or choose another --output-dir",
-            )
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = checkpoint_folder(folder, overwrite)
         tensors = {}
         for objective, head in self.heads.items():
             tensors.update(head_tensors(head, objective))
@@ -131,3 +125,15 @@ DISCLAIMER = (
     "oracles): read its figures as "
     "approximations, at the measured agreement."
 )
+
+
+def checkpoint_folder(folder: str | Path, overwrite: bool) -> Path:
+    """The folder an oracle is saved into, created; one that holds an oracle needs `overwrite`."""
+    folder = Path(folder)
+    if (folder / META_FILE).exists() and not overwrite:
+        raise UniarmError(
+            f"an oracle checkpoint already exists in {folder}",
+            "pass --overwrite true to replace it, or choose another --output-dir",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
