@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (results files, machine, workers, memory)
+from rounds import best_run  # noqa: E402  (the fastest round, the highest memory)
 
 METHODS = ("base", "uniarm-merged", "uniarm-per-row", "parm-per-row", "genarm-2", "genarm-3")
 OBJECTIVES = ("helpful", "harmless", "humor")
@@ -121,11 +122,16 @@ def preference_rows(method: str, objectives, batch: int):
     return rows
 
 
+def distinct_prompts(count: int) -> list[str]:
+    """`count` prompts, the questions in turn, each numbered: no two rows share a prefill."""
+    return [f"{QUESTIONS[i % len(QUESTIONS)]} (#{i + 1})" for i in range(count)]
+
+
 def measure(decoder, method: str, objectives, batch: int, new_tokens: int, memory) -> dict:
     """Decode `batch` distinct prompts once; speed, prefill time and peak memory."""
     from uniarm.decoding import DecodingConfig
 
-    prompts = [f"{QUESTIONS[i % len(QUESTIONS)]} (#{i + 1})" for i in range(batch)]
+    prompts = distinct_prompts(batch)
     config = DecodingConfig(max_new_tokens=new_tokens, batch_size=batch)
     first_step: list[float] = []
 
@@ -195,29 +201,19 @@ def run_method(method: str, args) -> list[dict]:
     return common.call_worker(__file__, method, args, extra)["metrics"]
 
 
+MEMORY_FIELDS = ("rss_after_load_mb", "decode_peak_rss_mb", "peak_rss_mb")
+
+
 def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
     """Per (method, batch), the fastest round's figures; memory peaks are the highest seen."""
-    best: dict[tuple, dict] = {}
+    settings: dict[tuple, list[dict]] = {}
     for metrics in rounds:
         for m in metrics:
-            key = (m["method"], m["batch_size"])
-            kept = best.get(key)
-            if kept is None or m["tokens_per_s"] > kept["tokens_per_s"]:
-                merged = dict(m)
-                if kept is not None:
-                    for field in ("rss_after_load_mb", "decode_peak_rss_mb", "peak_rss_mb"):
-                        merged[field] = _max(m[field], kept[field])
-                best[key] = merged
-            else:
-                for field in ("rss_after_load_mb", "decode_peak_rss_mb", "peak_rss_mb"):
-                    kept[field] = _max(m[field], kept[field])
-    for m in best.values():
-        m["rounds"] = len(rounds)
-    return list(best.values())
-
-
-def _max(a, b):
-    return b if a is None else a if b is None else max(a, b)
+            settings.setdefault((m["method"], m["batch_size"]), []).append(m)
+    speed = lambda m: m["tokens_per_s"]
+    return [
+        best_run(runs, speed, MEMORY_FIELDS) | {"rounds": len(rounds)} for runs in settings.values()
+    ]
 
 
 def add_ratios(metrics: list[dict]) -> None:

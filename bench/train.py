@@ -34,9 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (results files, machine, workers, memory)
+from rounds import highest_memory  # noqa: E402  (memory peaks over the rounds)
 
 METHODS = ("moslora", "pblora", "lora", "moslora-full-head", "lora-full-head")
 TRAIN_METHOD = {"moslora": "uniarm", "pblora": "parm", "lora": "genarm"}
+MEMORY_FIELDS = ("rss_after_warmup_mb", "step_peak_rss_mb", "peak_rss_mb")
 
 
 def parse_args(argv=None):
@@ -196,9 +198,7 @@ def summarise(runs: dict[str, list[dict]], pairs: int) -> list[dict]:
             "all_step_seconds": steps,
             "pairs_per_s": round(pairs / best, 4),
             "loss": method_runs[0]["loss"],
-            "rss_after_warmup_mb": max(r["rss_after_warmup_mb"] for r in method_runs),
-            "step_peak_rss_mb": max(r["step_peak_rss_mb"] or 0 for r in method_runs) or None,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in method_runs),
+            **highest_memory(method_runs, MEMORY_FIELDS),
         })  # fmt: skip
     by = {m["method"]: m for m in metrics}
     for m in metrics:

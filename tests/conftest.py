@@ -74,3 +74,21 @@ def tiny_model_dir(tmp_path, tokenizer) -> Path:
     make_tiny_llama(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+class Loaded(Exception):
+    """Raised by a model or oracle loader that a test expects never to be reached."""
+
+
+def refuse_loading(*args, **kwargs):
+    raise Loaded
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any model load raises `Loaded`: a check that must come first is proven to."""
+    import uniarm.models
+    import uniarm.models.loading
+
+    monkeypatch.setattr(uniarm.models, "load_model", refuse_loading)
+    monkeypatch.setattr(uniarm.models.loading, "load_model", refuse_loading)

@@ -75,3 +75,22 @@ def test_simplex_grid_counts():
     assert len(simplex_grid(3, 0.5)) == 6  # C(2 + 2, 2)
     with pytest.raises(UniarmError, match="does not divide 1"):
         simplex_grid(2, 0.3)
+
+
+def test_as_tensor_takes_rows_by_objective_name():
+    objectives = ("helpful", "harmless", "humor")
+    got = as_tensor([{"harmless": 0.7, "helpful": 0.3}, [0.0, 0.0, 1.0]], 3, objectives)
+    assert torch.allclose(got, torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.0, 1.0]]))
+    one = as_tensor({"humor": 1.0}, 3, objectives)  # a single mapping is one row
+    assert one.tolist() == [[0.0, 0.0, 1.0]]
+
+
+def test_as_tensor_names_what_is_wrong_with_a_named_row():
+    with pytest.raises(UniarmError, match="'funny', not an objective of the guides"):
+        as_tensor([{"funny": 1.0}], 2, ("helpful", "harmless"))
+    with pytest.raises(UniarmError, match="order is not known"):
+        as_tensor([{"helpful": 1.0}], 2)
+    with pytest.raises(UniarmError, match="sum to"):
+        as_tensor([{"helpful": 0.5}], 2, ("helpful", "harmless"))  # the left-out weight is 0
+    with pytest.raises(UniarmError, match="not rows of numbers"):
+        as_tensor([["a", "b"]], 2)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,34 @@ from typing import Any
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux allows (`os.umask` sets it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)  # NOTE: for an instant, files other threads create get mode 0666
     os.umask(mask)
     return mask
+
+
+def _usual_modes(folder: Path) -> None:
+    """Give every file under `folder` at least the mode a plain `open()` gives (0666 & ~umask).
+
+    Writers that stage through temporary files (safetensors, hence peft and transformers)
+    leave mode 0600, which other users of a shared run folder could not read.
+    """
+    wanted = 0o666 & ~_umask()
+    for root, _, names in os.walk(folder):
+        for name in names:
+            file = Path(root) / name
+            if file.is_symlink():
+                continue
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode | wanted != mode:
+                os.chmod(file, mode | wanted)
 
 
 @contextlib.contextmanager
@@ -28,8 +54,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp made it 0600
+        if tmp_path.exists():  # mkstemp made it 0600 (and so does a writer staging like it)
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -41,13 +67,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty staging folder beside `path`; swap it in for `path` if the block succeeds.
 
     The swap is two renames (old folder to `.NAME.old`, staging to NAME), then the old one is
-    removed; `recover_dir` finds the `.old` folder if a kill fell between the renames.
+    removed; a reader finds the `.old` folder (`old_dir`) if a kill fell between the renames. The
+    files in it get the usual modes (see `_usual_modes`), the folder 0777 & ~umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield staging
+        _usual_modes(staging)
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp made it 0700
         old = old_dir(path)
         if old.exists():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -84,9 +84,29 @@ def format_preference(values: Sequence[float], objectives: Sequence[str]) -> str
     return ",".join(f"{name}={v:g}" for name, v in zip(objectives, values, strict=True))
 
 
-def as_tensor(preferences: Sequence[Sequence[float]] | torch.Tensor, k: int) -> torch.Tensor:
-    """A (batch, k) float tensor of validated preference rows."""
-    tensor = torch.as_tensor(preferences, dtype=torch.float32)
+def as_tensor(
+    preferences: Sequence[Sequence[float] | Mapping[str, float]] | torch.Tensor,
+    k: int,
+    objectives: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """A (batch, k) float tensor of validated preference rows.
+
+    A row is k weights in the objectives' order, or (with `objectives`) a mapping from
+    objective name to weight, in which an objective left out weighs 0.
+    """
+    if isinstance(preferences, Mapping):
+        preferences = [preferences]
+    if not torch.is_tensor(preferences) and any(isinstance(r, Mapping) for r in preferences):
+        preferences = [
+            _by_name(r, objectives) if isinstance(r, Mapping) else r for r in preferences
+        ]
+    try:
+        tensor = torch.as_tensor(preferences, dtype=torch.float32)
+    except (TypeError, ValueError) as error:
+        raise UniarmError(
+            f"preferences {preferences!r} are not rows of numbers ({error})",
+            f"pass one row of {k} weights per prompt, or a {{objective: weight}} mapping",
+        ) from None
     if tensor.dim() == 1:
         tensor = tensor.unsqueeze(0)
     if tensor.dim() != 2 or tensor.shape[1] != k:
@@ -104,6 +124,22 @@ def as_tensor(preferences: Sequence[Sequence[float]] | torch.Tensor, k: int) -> 
             f"preference rows sum to {sums.tolist()}, not 1", "each row's weights must sum to 1"
         )
     return tensor
+
+
+def _by_name(row: Mapping[str, float], objectives: Sequence[str] | None) -> list[float]:
+    if objectives is None:
+        raise UniarmError(
+            f"preference {dict(row)} names its objectives, but their order is not known here",
+            "pass the weights as a list in the objectives' order",
+        )
+    unknown = sorted(set(row) - set(objectives))
+    if unknown:
+        raise UniarmError(
+            f"preference {dict(row)} names {', '.join(map(repr, unknown))}, not an objective of "
+            f"the guides ({', '.join(objectives)})",
+            "use these objectives' names",
+        )
+    return [row.get(name, 0.0) for name in objectives]
 
 
 def simplex_grid(k: int, step: float) -> list[tuple[float, ...]]:

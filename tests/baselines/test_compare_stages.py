@@ -169,3 +169,28 @@ def test_results_are_never_replaced_silently(tmp_path):
     )
     text = (tmp_path / "compare-safety.md").read_text()
     assert "| uniarm | 2.000 | 0.500 | 1 | 10 |" in text and "not run" in text
+
+
+def test_a_training_variant_is_its_method_with_settings_of_its_own(tmp_path, data_root):
+    from uniarm.baselines.study import Study
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "seeds: [0]\ntrain: {num_pairs: 8}\nevaluate: {num_prompts: 2}\n"
+        "method_train: {uniarm-centered: {lr: 0.02}}\n"
+    )
+    study = Study(
+        StudyConfig(
+            task="safety",
+            recipe=recipe,
+            methods=["uniarm", "uniarm-centered"],
+            output=tmp_path / "study",
+            data_root=data_root,
+        )  # fmt: skip
+    )
+    assert study.trainings() == ["uniarm", "uniarm-centered"]  # two trainings, two folders
+    plain, centered = study.train_config("uniarm", 0), study.train_config("uniarm-centered", 0)
+    assert (plain.method, plain.objective_embedding) == ("uniarm", "mean")
+    assert (centered.method, centered.objective_embedding) == ("uniarm", "centered")
+    assert centered.lr == 0.02 and plain.lr != 0.02  # method_train still applies by its name
+    assert plain.output_dir != centered.output_dir

@@ -73,3 +73,27 @@ def test_sweep_benchmark_runs_end_to_end(tmp_path, tiny_model_dir):
         by["merged"]["seconds"] / by["sweep"]["seconds"], abs=1e-3
     )
     assert "| 2 | sweep |" in (out / "sweep-quick.md").read_text()
+
+
+def test_step_timer_install_times_the_loops_own_calls(tokenizer, monkeypatch):
+    # The timer replaces functions of the decoding loop's module; were the loop to stop looking
+    # them up there (a move of code), their time would silently land in "other".
+    import uniarm.decoding.loop as loop
+    from conftest import make_tiny_llama
+    from uniarm.adapters import AdapterConfig, PreferenceARM
+    from uniarm.decoding import DecodingConfig, GuidedDecoder, PreferenceGuide
+
+    for name in ("guided_log_probs", "choose_tokens"):
+        monkeypatch.setattr(loop, name, getattr(loop, name))  # restored after the test
+    base = make_tiny_llama(tokenizer, seed=0).eval()
+    arm = PreferenceARM(make_tiny_llama(tokenizer, seed=1), tokenizer, ("helpful", "harmless"),
+                        AdapterConfig(adapter="moslora"))  # fmt: skip
+    guides = [PreferenceGuide(arm.eval(), merge="never")]
+    decoder = GuidedDecoder(base, tokenizer, guides, DecodingConfig(max_new_tokens=4))
+    timer = load_bench("sweep").StepTimer()
+    timer.install(decoder)
+    decoder.generate(["Hi", "Hello there"], [{"helpful": 1.0}, {"harmless": 1.0}])
+    calls = timer.seconds
+    assert {"base_prefill", "base_decode", "arm_prefill", "arm_decode"} <= set(calls)
+    assert calls["guided_log_probs"] > 0 and calls["choose_tokens"] > 0
+    assert timer.take_rows() == {"arm": 2, "base": 2}

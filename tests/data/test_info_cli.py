@@ -22,5 +22,5 @@ def test_info_with_a_model_folder(tiny_model_dir, data_root, capsys):
 
 
 def test_info_missing_root_is_a_user_error(tmp_path, capsys):
-    assert main(["info", "--data-root", str(tmp_path / "none"), "--model", "none"]) == 2
+    assert main(["info", "--data-root", str(tmp_path / "none"), "--model", "none", "-q"]) == 2
     assert "--data-root" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import matplotlib.image
+import matplotlib.text
 import pytest
 from matplotlib.figure import Figure
 
@@ -53,33 +54,73 @@ def test_plot_writes_a_png(tmp_path, k, objectives):
     assert no_temporaries(path.parent)
 
 
+def figure_texts(fig) -> list[str]:
+    """Every piece of text on the figure: title, axis labels, annotations, legend entries."""
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
 def test_2d_labels_name_objective_oracle_and_preferences():
     fig = front_figure(fronts(2), SAFETY, "safety", ORACLE)
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "helpful (distilled MiniLM oracle)"
-    assert ax.get_ylabel() == "harmless (distilled MiniLM oracle)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == SAFETY
+    assert fig.get_suptitle() == "safety\noracle: distilled MiniLM oracle"
     labels = {t.get_text() for t in ax.texts}
     assert {"0/1", "0.3/0.7", "1/0"} <= labels
     assert set(ax.get_legend_handles_labels()[1]) == {"uniarm", "parm", "base"}
 
 
+def test_an_oracle_name_with_parentheses_reads_cleanly():
+    name = "distilled-minilm (ridge on beaver-7b scores)"
+    for k, objectives in ((2, SAFETY), (3, ASSISTANT)):
+        fig = front_figure(fronts(k), objectives, "sweep", name)
+        texts = figure_texts(fig)
+        assert sum(name in t for t in texts) == 1  # named once, in the title
+        assert not [t for t in texts if "((" in t or "))" in t]
+
+
 def test_3d_has_three_projections_and_a_3d_view():
     fig = front_figure(fronts(3), ASSISTANT, "assistant", ORACLE)
     flat = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes[:3]]
-    assert flat == [
-        ("helpful (distilled MiniLM oracle)", "harmless (distilled MiniLM oracle)"),
-        ("helpful (distilled MiniLM oracle)", "humor (distilled MiniLM oracle)"),
-        ("harmless (distilled MiniLM oracle)", "humor (distilled MiniLM oracle)"),
-    ]
+    assert flat == [("helpful", "harmless"), ("helpful", "humor"), ("harmless", "humor")]
     assert fig.axes[3].name == "3d"
-    assert fig.axes[3].get_zlabel() == "humor (distilled MiniLM oracle)"
+    assert fig.axes[3].get_zlabel() == "humor"
+    assert "oracle: distilled MiniLM oracle" in fig.get_suptitle()
 
 
 def test_one_oracle_name_per_objective():
     fig = front_figure(fronts(2), SAFETY, "safety", ["beaver reward", "beaver cost, negated"])
-    assert fig.axes[0].get_ylabel() == "harmless (beaver cost, negated)"
+    assert fig.axes[0].get_xlabel() == "helpful — oracle: beaver reward"
+    assert fig.axes[0].get_ylabel() == "harmless — oracle: beaver cost, negated"
+    assert fig.get_suptitle() == "safety"
     with pytest.raises(UniarmError, match="oracle names"):
         front_figure(fronts(2), SAFETY, "safety", ["only one"])
+
+
+def test_coinciding_points_get_one_label():
+    grid = task_grid(2)  # 1/0, 0.9/0.1, ..., 0/1
+    same = {"same": [(p, [1.0, 1.0]) for p in grid]}
+    (ax,) = front_figure(same, SAFETY, "t", ORACLE).axes
+    assert [t.get_text() for t in ax.texts] == ["0/1 … 1/0"]
+
+    # 0/1 .. 0.4/0.6 land on one spot; the others spread out along a line
+    part = {"m": [(p, [1.0, 1.0] if p[0] < 0.45 else [10 * p[0], -10 * p[0]]) for p in grid]}
+    (ax,) = front_figure(part, SAFETY, "t", ORACLE).axes
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == sorted(["0/1 … 0.4/0.6", "0.5/0.5", "0.6/0.4", "0.7/0.3", "0.8/0.2",
+                            "0.9/0.1", "1/0"])  # fmt: skip
+
+    # the two ends coincide, with points elsewhere between them: counted, not a range
+    ends = {"m": [(p, [0.0, 0.0] if max(p) == 1.0 else [p[0], 1 + p[0]]) for p in grid]}
+    (ax,) = front_figure(ends, SAFETY, "t", ORACLE).axes
+    assert "2 preferences" in [t.get_text() for t in ax.texts]
+    assert len(ax.texts) == len(grid) - 1
+
+
+def test_coinciding_points_of_three_objectives_name_their_corners():
+    same = {"m": [(p, [1.0, 2.0, 3.0]) for p in task_grid(3)]}
+    fig = front_figure(same, ASSISTANT, "t", ORACLE)
+    for ax in fig.axes[:3]:
+        assert [t.get_text() for t in ax.texts] == ["36 preferences with 0/0/1, 0/1/0, 1/0/0"]
 
 
 def test_rerun_replaces_the_plot_and_says_so(tmp_path, caplog):

@@ -1,6 +1,8 @@
 """The sweep's bookkeeping: resuming, one run per folder, summaries from the stored scores."""
 
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,13 @@ class Writer:
         if preferences is None:
             return ["plain reply" for _ in conversations]
         return ["x" * int(10 * p[0]) + " safe" * int(5 * p[1]) for p in preferences]
+
+
+def fake_arm(folder, objectives=("helpful", "harmless"), manifest="arm.json", method="test"):
+    """A checkpoint folder holding only its manifest: what is read before any model loads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / manifest).write_text(json.dumps({"method": method, "objectives": list(objectives)}))
+    return folder
 
 
 def config(tmp_path, data_root, **kw):
@@ -133,6 +142,7 @@ def test_a_lone_process_decodes_on_the_configured_device(tmp_path, data_root, mo
         return Writer()
 
     monkeypatch.setattr(run, "make_generator", generator_on)
+    fake_arm(tmp_path / "arm")
     cfg = config(tmp_path, data_root, device="cuda:1")
     run.run_evaluation(cfg, oracle=LengthOracle(), quiet=True)
     assert seen == ["cuda:1"]
@@ -168,3 +178,131 @@ def test_compare_refuses_to_replace_an_earlier_comparison(tmp_path, data_root):
     assert (out / "report.md").read_text() == before
     assert main([*args[:-1], "--output", str(out), "--overwrite", "true"]) == 0
     assert (out / "report.md").read_text() != before
+
+
+def _swept_prompt_ids(folder) -> set[str]:
+    rows = (folder / "generations.jsonl").read_text().splitlines()
+    return {json.loads(line)["prompt_id"] for line in rows}
+
+
+def test_validation_prompts_can_be_swept_apart_from_the_test_prompts(tmp_path, data_root):
+    from uniarm.data import task_splits
+
+    splits = task_splits("safety", data_root)
+    ids = {name: {p.prompt_id for p in part} for name, part in splits.items()}
+    test_run = config(tmp_path, data_root, output=tmp_path / "test")
+    valid_run = config(tmp_path, data_root, split="validation", output=tmp_path / "valid")
+    evaluate(test_run, Writer(), LengthOracle(), quiet=True)
+    evaluate(valid_run, Writer(), LengthOracle(), quiet=True)
+    swept_test, swept_valid = (
+        _swept_prompt_ids(tmp_path / "test"),
+        _swept_prompt_ids(tmp_path / "valid"),
+    )
+    assert len(swept_test) == len(swept_valid) == 5
+    assert swept_test <= ids["test"] and swept_valid <= ids["validation"]
+    # A test run's identity is the one it had before the option existed (old folders resume);
+    # a validation run's names its split, so the two never share a folder.
+    assert "split" not in test_run.identity() and valid_run.identity()["split"] == "validation"
+    with pytest.raises(UniarmError, match="holds results of another run.*split"):
+        evaluate(config(tmp_path, data_root, output=tmp_path / "test", split="validation"),
+                 Writer(), LengthOracle())  # fmt: skip
+    with pytest.raises(UniarmError, match="unknown split 'train'"):
+        config(tmp_path, data_root, split="train")
+
+
+# Identity of a test run before `split` and the decoded count existed: old folders resume on it.
+OLD_IDENTITY_KEYS = {
+    "task", "method", "arm", "base_model", "split_seed", "num_prompts", "max_new_tokens",
+    "beta", "edge_step", "interior_step", "oracle",
+}  # fmt: skip
+ASSISTANT = ("helpful", "harmless", "humor")
+
+
+def test_a_request_beyond_the_split_records_the_prompts_decoded(tmp_path, data_root, caplog):
+    asked = 500  # the safety test split holds fewer unique prompts
+    with caplog.at_level(logging.WARNING, logger="uniarm.evaluation.sweep"):
+        outcome = evaluate(config(tmp_path, data_root, num_prompts=asked), Writer(), LengthOracle())
+    decoded = len(_swept_prompt_ids(tmp_path / "out"))
+    assert 0 < decoded < asked
+    marker = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert marker["num_prompts"] == outcome.summary["num_prompts"] == decoded
+    assert (
+        f"holds {decoded} prompts: decoding all of them, not the {asked} asked for" in caplog.text
+    )
+
+    # Another request the split cannot hold decodes the same prompts: the folder resumes.
+    writer = Writer()
+    evaluate(config(tmp_path, data_root, num_prompts=asked + 100), writer, LengthOracle())
+    assert writer.rows == 0
+    # So does a folder whose eval.json kept a count asked for (as sweeps recorded before);
+    # its eval.json then records the count decoded.
+    (tmp_path / "out" / "eval.json").write_text(json.dumps({**marker, "num_prompts": asked}))
+    evaluate(config(tmp_path, data_root, num_prompts=asked + 100), writer, LengthOracle())
+    assert writer.rows == 0
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["num_prompts"] == decoded
+    # A request the split holds decodes other prompts: refused.
+    with pytest.raises(UniarmError, match="differs in: num_prompts"):
+        evaluate(config(tmp_path, data_root, num_prompts=decoded - 1), writer, LengthOracle())
+
+
+def test_a_request_that_fits_keeps_the_identity_old_folders_have(tmp_path, data_root):
+    evaluate(config(tmp_path, data_root, num_prompts=5), Writer(), LengthOracle(), quiet=True)
+    marker = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert set(marker) == OLD_IDENTITY_KEYS and marker["num_prompts"] == 5
+
+
+def test_a_validation_run_has_its_own_default_folder():
+    assert EvalConfig(task="safety").output == Path("runs/eval/safety-base")
+    valid = EvalConfig(task="safety", split="validation")
+    assert valid.output == Path("runs/eval/safety-base-validation")
+    assert EvalConfig(task="safety", split="validation", output=Path("x")).output == Path("x")
+
+
+def test_checkpoint_objectives_come_from_either_manifest(tmp_path):
+    from uniarm.decoding.loading import checkpoint_objectives
+
+    arm = fake_arm(tmp_path / "arm", ("helpful", "harmless"))
+    genarm = fake_arm(tmp_path / "gen", ASSISTANT, "genarm.json", "genarm")
+    assert checkpoint_objectives(arm) == ("helpful", "harmless")
+    assert checkpoint_objectives(genarm) == ASSISTANT
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text(json.dumps({"method": "parm"}))
+    assert checkpoint_objectives(bare) is None
+
+
+REFUSED_ARMS = [
+    ("assistant", ("helpful", "harmless"), "arm.json",
+     "trained on helpful, harmless; the assistant task has helpful, harmless, humor",
+     "--task safety"),
+    ("safety", ASSISTANT, "genarm.json",
+     "trained on helpful, harmless, humor; the safety task has helpful, harmless",
+     "--task assistant"),
+    ("safety", ("harmless", "helpful"), "arm.json", "in another order",
+     "uniarm train --task safety"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("task, objectives, manifest, message, fix", REFUSED_ARMS)
+def test_an_arm_of_other_objectives_is_refused_before_anything_loads_or_is_written(
+    tmp_path, data_root, monkeypatch, capsys, task, objectives, manifest, message, fix
+):
+    from uniarm.cli import main
+    from uniarm.evaluation import run
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("a model or oracle was loaded before the ARM was checked")
+
+    monkeypatch.setattr(run, "make_generator", must_not_load)
+    monkeypatch.setattr(run, "load_task_oracle", must_not_load)
+    arm = fake_arm(tmp_path / "arm", objectives, manifest)
+    out = tmp_path / "out"
+    with pytest.raises(UniarmError, match=message) as refused:
+        run.run_evaluation(config(tmp_path, data_root, task=task, arm=arm), quiet=True)
+    assert fix in refused.value.fix
+    assert not out.exists()
+
+    argv = ["-q", "evaluate", "--task", task, "--arm", str(arm), "--output", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--data-root", str(data_root)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

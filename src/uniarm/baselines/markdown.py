@@ -151,7 +151,8 @@ def render_markdown(results: dict) -> str:
         "",
         f"Oracle: {results['oracle']}. Objectives ({objectives}), each higher = better. "
         f"HV reference point ({ref}), the same for every method. "
-        f"{results['num_prompts']} held-out test prompts × {len(results['grid'])} preferences; "
+        f"{results['num_prompts']} held-out {evaluate.get('split', 'test')} prompts × "
+        f"{len(results['grid'])} preferences; "
         f"seeds {s['seeds']}; base model {s['base_model']}, split seed {s['split_seed']}.",
         f"Training: {json.dumps(train)}; per method: {json.dumps(s['method_train'])}; "
         f"DPO: {json.dumps(s['dpo'])}.",

@@ -60,6 +60,8 @@ CLAIMS = (
     ("uniarm", "rs"),
     ("uniarm", "uniarm-noglobal"),
     ("uniarm", "uniarm-modonly"),
+    ("uniarm-centered", "parm"),
+    ("uniarm-centered", "uniarm"),
     ("parm", "genarm"),
     ("uniarm-w2s", "parm-w2s"),
     ("uniarm-w2s", "genarm-w2s"),
@@ -289,7 +291,7 @@ def write_results(results: dict, folder: str | Path, stem: str, overwrite: bool 
     if existing and not overwrite:
         raise UniarmError(
             f"{paths['json']} (or its table or plot) holds other results",
-            "pass --overwrite true to move the old files aside and write these, or "
+            "pass --overwrite to move the old files aside and write these, or "
             "choose another --results-dir",
         )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -2,11 +2,11 @@
 
     run_study(StudyConfig(task="safety", scale="small"))
 
-trains UniARM, PARM, GenARM, the two UniARM ablations and the DPO policies of MOD and Rewarded
-Soups on the same training pairs, sweeps each over the task's preference grid on the same
-held-out prompts (same split seed) with the same decoding settings and the same oracle, for
-each seed of the scale, then writes the results (`results.py`). The settings of a scale are a
-recipe, `recipes/compare-<scale>.yaml`:
+trains UniARM, PARM, GenARM, the two UniARM ablations, UniARM with centered objective
+embeddings and the DPO policies of MOD and Rewarded Soups on the same training pairs, sweeps
+each over the task's preference grid on the same held-out prompts (same split seed) with the
+same decoding settings and the same oracle, for each seed of the scale, then writes the
+results (`results.py`). The settings of a scale are a recipe, `recipes/compare-<scale>.yaml`:
 
     seeds: [0, 1, 2]
     train: {...}          # TrainConfig settings of every trained method (ARMs and policies)
@@ -56,8 +56,17 @@ METHODS: dict[str, Method] = {
     "genarm": Method("arm", "genarm", "GenARM (one LoRA ARM per objective)"),
     "uniarm-noglobal": Method("arm", "uniarm-noglobal", "UniARM without the global loss"),
     "uniarm-modonly": Method("arm", "uniarm-modonly", "UniARM, modulation module only"),
+    "uniarm-centered": Method(
+        "arm", "uniarm-centered", "UniARM, centered objective embeddings (chosen on validation)"
+    ),
     "mod": Method("mod", "dpo", "MOD (DPO policies, logits mixed)"),
     "rs": Method("rs", "dpo", "Rewarded Soups (DPO policies, weights interpolated)"),
+}
+# Trainings that are a TrainConfig method with settings of their own (beyond METHOD.md's):
+# `uniarm-centered` was chosen on validation prompts (recipes/tune-small-*.yaml,
+# docs/comparison.md) and is compared on the test prompts like every other method.
+TRAINING_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "uniarm-centered": ("uniarm", {"objective_embedding": "centered"}),
 }
 WEAK_TO_STRONG = ("uniarm", "parm", "genarm")  # the ARM methods of the paper's Table 3
 SECTIONS = ("train", "dpo", "evaluate", "method_train")
@@ -198,11 +207,13 @@ class Study:
         """The TrainConfig of one trained method (a TrainConfig method, or "dpo") and seed."""
         from uniarm.training import TrainConfig
 
+        method, own = TRAINING_VARIANTS.get(training, (training, {}))
         values = {
             **self.settings.train,
+            **own,
             **self.settings.method_train.get(training, {}),
             # the policies are LoRAs like GenARM's members; their shapes come from DPOSettings
-            "method": "genarm" if training == "dpo" else training,
+            "method": "genarm" if training == "dpo" else method,
             "task": self.study.task,
             "base_model": self.study.base_model,
             "data_root": self.study.data_root,

@@ -2,6 +2,7 @@
 
 Each sub-command module defines `register(subparsers)`, which adds its parser and sets
 `func`. Modules import torch and transformers inside their `run`, so `--help` stays fast.
+`-q` and `-v` work before the sub-command and after it (`uniarm -q train`, `uniarm train -q`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,33 @@ from uniarm.errors import UniarmError
 COMMANDS = ("info", "train", "generate", "oracle", "evaluate", "demo", "compare", "serve")
 
 
+def add_logging_flags(parser: argparse.ArgumentParser, default: object = False) -> None:
+    """`-v` / `-q` on `parser` (main() reads them to set up logging and progress bars)."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="warnings only, no progress bars",
+    )
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser (and, through `add_subparsers`, its own sub-commands'): it takes
+    `-q` / `-v` too.
+
+    Their default is SUPPRESS, since argparse copies every attribute a sub-parser sets onto
+    the top-level result: a default False would undo `uniarm -q train`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        add_logging_flags(self, default=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uniarm",
@@ -25,11 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         "reward model (UniARM) and steer a frozen LLM with it.",
     )
     parser.add_argument("--version", action="version", version=f"uniarm {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="warnings only, no progress bars"
+    add_logging_flags(parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=CommandParser
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module_name = f"uniarm.cli.{name}"
         if importlib.util.find_spec(module_name) is not None:

@@ -20,9 +20,12 @@ from pathlib import Path
 
 from uniarm import config as cfg
 from uniarm.config import field
+from uniarm.errors import UniarmError
 
 log = logging.getLogger(__name__)
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+# A demo recipe holds one section per stage it configures, as recipes/demo.yaml.
+SECTIONS = ("train", "evaluate")
 
 
 @dataclass
@@ -50,8 +53,12 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="the few-minute profile (CI)")
-    parser.add_argument("--recipe", type=Path, help="a demo recipe (default: recipes/demo.yaml)")
+    cfg.add_bool_argument(parser, "--quick", default=False, help="the few-minute profile (CI)")
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        help="a demo recipe: train: and evaluate: sections (default: recipes/demo.yaml)",
+    )
     cfg.add_arguments(parser, DemoConfig)
     parser.set_defaults(func=run)
 
@@ -71,12 +78,11 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
     from uniarm.evaluation.compare import compare
     from uniarm.evaluation.config import EvalConfig
     from uniarm.evaluation.run import load_task_oracle, run_evaluation
-    from uniarm.training import TrainConfig, train
+    from uniarm.training import TrainConfig
 
     if demo.threads:
         torch.set_num_threads(demo.threads)
-    train_values = cfg.load_recipe(recipe, "train")
-    eval_values = cfg.load_recipe(recipe, "evaluate")
+    train_values, eval_values = demo_recipe(recipe)
     out = Path(demo.output)
     start = time.perf_counter()
 
@@ -90,7 +96,7 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
         TrainConfig,
         {**train_values, "data_root": demo.data_root, "output_dir": out / "train-uniarm"},
     )
-    checkpoint = train(train_config, overwrite=demo.overwrite)
+    checkpoint = train_in_demo(train_config, demo.overwrite)
     log.info("UniARM checkpoint: %s (%.0f s so far)", checkpoint, time.perf_counter() - start)
 
     # -- sweeps ----------------------------------------------------------------------------
@@ -120,6 +126,40 @@ def run_demo(demo: DemoConfig, recipe: Path, quiet: bool = False) -> list[dict]:
     )
     log.info("demo finished in %.0f s", time.perf_counter() - start)
     return summaries
+
+
+def demo_recipe(path: Path) -> tuple[dict, dict]:
+    """The `train:` and `evaluate:` sections of a demo recipe; a flat file (a train recipe,
+    say) or another section is refused, since the demo could not tell whose settings it holds."""
+    values = cfg.load_recipe(path)
+    unknown = sorted(set(values) - set(SECTIONS))
+    if unknown or not values:
+        found = f"has {', '.join(unknown)}" if unknown else "is empty"
+        raise UniarmError(
+            f"recipe {path} is not a demo recipe: it {found}",
+            "a demo recipe has a train: section (TrainConfig settings) and an evaluate: "
+            f"section (EvalConfig settings), as {RECIPES / 'demo.yaml'}",
+        )
+    sections = []
+    for name in SECTIONS:
+        section = values.get(name) or {}
+        if not isinstance(section, dict):
+            raise UniarmError(f"the {name}: section of recipe {path} must map setting: value")
+        sections.append(section)
+    return sections[0], sections[1]
+
+
+def train_in_demo(config, overwrite: bool) -> Path:
+    """`train`, whose refusals name the demo's flag: its folder is under --output, and
+    `uniarm train`'s --output-dir is no flag of `uniarm demo`."""
+    from uniarm.training import train
+
+    try:
+        return train(config, overwrite=overwrite)
+    except UniarmError as exc:
+        if not exc.fix or "--output-dir" not in exc.fix:
+            raise
+        raise UniarmError(exc.problem, exc.fix.replace("--output-dir", "--output")) from exc
 
 
 def print_result(summaries: list[dict], out: Path) -> None:

@@ -8,18 +8,25 @@
 
 Several preferences make a sweep: every prompt is decoded under each of them, and each prompt
 is prefilled once by every model whose prefill does not depend on the preference.
+
+A recipe takes the settings below as keys (`max_new_tokens: 64`, `base_model: MODEL`), of both
+groups, what is decoded and how: the whole file, or its `generate:` section when it has command
+sections. Flags override it.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 from uniarm import config as cfg
 from uniarm.decoding.config import DecodingConfig, GenerateConfig
 from uniarm.errors import UniarmError
+
+RECIPE_SECTION = "generate"
+# Older names of GenerateConfig's fields, still accepted as flags and recipe keys.
+ALIASES = {"base": "base_model"}
 
 
 def register(subparsers) -> None:
@@ -29,42 +36,48 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--recipe", type=Path, help="YAML recipe (its `generate` section)")
     parser.add_argument(
-        "--overwrite", action="store_const", const=True, default=None, help="replace --output"
+        "--recipe",
+        type=Path,
+        help="YAML recipe of the settings below, e.g. top_p: 0.9 (flat, or a `generate:` section)",
     )
-    cfg.add_arguments(parser, GenerateConfig, skip=("overwrite",))
+    aliases = {name: (alias,) for alias, name in ALIASES.items()}
+    cfg.add_arguments(parser, GenerateConfig, aliases=aliases)
     cfg.add_arguments(parser, DecodingConfig)
     parser.set_defaults(func=run)
-
-
-def split_recipe(values: dict) -> tuple[dict, dict]:
-    """A `generate` recipe section holds both configs' settings; split them by field name."""
-    decoding = {f.name for f in dataclasses.fields(DecodingConfig)}
-    return (
-        {k: v for k, v in values.items() if k not in decoding},
-        {k: v for k, v in values.items() if k in decoding},
-    )
 
 
 def run(args) -> int:
     import torch
 
-    recipe_run, recipe_decoding = split_recipe(cfg.load_recipe(args.recipe, "generate"))
+    recipe = cfg.resolve_aliases(cfg.load_recipe(args.recipe, RECIPE_SECTION), ALIASES)
+    recipe_run, recipe_decoding = cfg.split_values(recipe, GenerateConfig, DecodingConfig)
     config = cfg.from_namespace(GenerateConfig, args, recipe_run)
     decoding = cfg.from_namespace(DecodingConfig, args, recipe_decoding)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     records = collect_prompts(config)
 
+    # --- every check the arguments allow, before the models load (seconds)
+    from uniarm.models.loading import check_device
+
+    check_device(config.device)
+    objectives = () if config.arm is None else checkpoint_objectives(config.arm)
+    preferences = None
+    if objectives is not None:
+        preferences = parse_preferences(config.preference, objectives)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
+    # --- models
     from uniarm.decoding import GuidedDecoder, load_guides
     from uniarm.models import load_model
 
-    base, tokenizer = load_model(config.base, device=config.device)
+    base, tokenizer = load_model(config.base_model, device=config.device)
     guides = [] if config.arm is None else load_guides(config.arm, config.device, decoding.merge)
     decoder = GuidedDecoder(base, tokenizer, guides, decoding)
-    preferences = parse_preferences(config.preference, decoder.objectives)
+    if objectives != decoder.objectives:  # a checkpoint whose manifest names no objectives
+        preferences = parse_preferences(config.preference, decoder.objectives)
 
+    # --- decode and write
     grid = decoder.sweep([r["prompt"] for r in records], preferences, progress=not args.quiet)
     rows = [
         output_row(record, generation, decoder.objectives, config)
@@ -85,17 +98,47 @@ def run(args) -> int:
 
 
 def collect_prompts(config: GenerateConfig) -> list[dict]:
+    """The prompt records of --prompt and --prompts-file; none at all is refused."""
     from uniarm.decoding.prompts import read_prompts
 
     records = [{"prompt": text} for text in config.prompt]
-    if config.prompts_file is not None:
-        records += read_prompts(config.prompts_file)
+    path = config.prompts_file
+    if path is not None:
+        if Path(path).is_file() and not Path(path).read_text().strip():
+            # nothing to decode: refused before any model loads, and no output is written
+            raise UniarmError(
+                f"the prompts file {path} holds no prompt",
+                "write one prompt a line (or JSONL records with a prompt or messages), "
+                "or pass --prompt TEXT",
+            )
+        records += read_prompts(path)  # a missing file is refused there
     return records
+
+
+def checkpoint_objectives(path: Path) -> tuple[str, ...] | None:
+    """The objectives a checkpoint's manifest names (None: it names none), without loading it.
+
+    A wrong path or a folder that is no checkpoint fails here, with its own message.
+    """
+    from uniarm.decoding.loading import GENARM_MANIFEST, checkpoint_method
+
+    checkpoint_method(path)
+    for name in ("arm.json", GENARM_MANIFEST):
+        try:
+            objectives = json.loads((Path(path) / name).read_text()).get("objectives")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if (
+            isinstance(objectives, list)
+            and objectives
+            and all(isinstance(o, str) for o in objectives)
+        ):
+            return tuple(objectives)
+    return None
 
 
 def parse_preferences(texts: list[str], objectives: tuple[str, ...]):
     """The preference rows of the sweep (None for the base model alone)."""
-    from uniarm.preference import parse_preference
 
     if not objectives:
         if texts:
@@ -107,7 +150,31 @@ def parse_preferences(texts: list[str], objectives: tuple[str, ...]):
     if not texts:
         example = ",".join(f"{o}={1 / len(objectives):.2g}" for o in objectives)
         raise UniarmError("guided decoding needs a preference", f"pass e.g. --preference {example}")
-    return [parse_preference(text, objectives) for text in texts]
+    return [_parse_one(text, texts, objectives) for text in texts]
+
+
+def _parse_one(text: str, texts: list[str], objectives: tuple[str, ...]):
+    """One --preference value; a lone weight among several values most likely meant one
+    preference split by spaces (`--preference 0.3 0.7`), so the fix says how to write it."""
+    from uniarm.preference import parse_preference
+
+    def lone(value: str) -> bool:
+        return len([part for part in value.split(",") if part.strip()]) == 1
+
+    try:
+        return parse_preference(text, objectives)
+    except UniarmError as exc:
+        if not (lone(text) and len(texts) > 1 and len(objectives) > 1):
+            raise
+        if all(lone(t) for t in texts):  # one preference, split by spaces: join it by commas
+            example = ",".join(t.strip() for t in texts[: len(objectives)])
+        else:
+            example = ",".join(f"{o}={1 / len(objectives):.2g}" for o in objectives)
+        hint = (
+            "spaces separate preferences and commas separate the weights of one: "
+            f"write e.g. --preference {example}"
+        )
+        raise UniarmError(exc.problem, f"{exc.fix}; {hint}" if exc.fix else hint) from exc
 
 
 def output_row(record: dict, generation, objectives, config: GenerateConfig) -> dict:
@@ -123,7 +190,7 @@ def output_row(record: dict, generation, objectives, config: GenerateConfig) -> 
         "finish_reason": generation.finish_reason,
         "new_tokens": len(generation.token_ids),
         "prompt_tokens": generation.prompt_tokens,
-        "base": config.base,
+        "base_model": config.base_model,
         "arm": None if config.arm is None else str(config.arm),
     }
 

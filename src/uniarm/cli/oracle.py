@@ -4,7 +4,7 @@
     uniarm oracle train --task safety --head finetune   # -> <cache>/oracles/safety-finetuned
     uniarm oracle score --oracle safety --input replies.jsonl [--output scores.jsonl]
     uniarm oracle show --oracle safety
-    uniarm oracle report --oracle safety --oracle assistant --output docs/oracles.md
+    uniarm oracle report --oracle safety --oracle assistant --output docs/oracles.md [--overwrite]
 
 `--oracle` is a task name (its trained distilled oracle), a checkpoint folder, or a YAML/JSON
 file naming one Hugging Face reward model per objective. Scores are higher = better for every
@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from uniarm.config import add_arguments, from_namespace
+from uniarm.config import add_arguments, add_bool_argument, from_namespace
 from uniarm.errors import UniarmError
 
 ABOUT = """\
@@ -41,7 +41,8 @@ never trained on) whose labelled winner scores higher.
       harmless head is easier to game with an empty reply (60% of real replies outscored).
   assistant (minilm): fitted to the helpful/harmless/humor reward-model scores of only 394
       hh_rlhf_scored500 pairs, humor also to the three humor rating sets: agreement 0.67 /
-      0.74 / 0.75 on 100 held-out pairs (wide intervals).
+      0.74 / 0.75 on 100 held-out pairs (wide intervals). With --head finetune: 0.67 / 0.61 /
+      0.64, no better (too few pairs to adapt on); the ridge oracle stays the default.
 
 Known failure modes, measured in every report: a canned refusal outscores 96-98% of real
 replies on safety harmless (empty replies 33%); on the assistant task refusals, empty replies
@@ -105,6 +106,9 @@ def register(subparsers) -> None:
         help="task name or oracle folder (repeat for several)",
     )
     report.add_argument("--output", type=Path, required=True, help="Markdown file to write")
+    add_bool_argument(
+        report, "--overwrite", default=False, help="replace an existing --output file"
+    )
     report.set_defaults(func=run_report)
 
     show = sub.add_parser("show", help="print what an oracle is and how well it agrees")
@@ -128,9 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = from_namespace(OracleTrainConfig, args)
     folder = config.output_dir or default_oracle_dir(config.task, config.head)
     if (folder / "oracle.json").exists() and not config.overwrite:
-        raise UniarmError(
-            f"an oracle already exists in {folder}", "pass --overwrite true to replace it"
-        )
+        raise UniarmError(f"an oracle already exists in {folder}", "pass --overwrite to replace it")
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     oracle = train_oracle(config)
     save_oracle(oracle, folder, overwrite=config.overwrite)
@@ -208,10 +210,15 @@ def run_report(args: argparse.Namespace) -> int:
     from uniarm.evaluation.oracles.report import TrainedOracle, render_report
     from uniarm.io import write_text
 
+    if args.output.exists() and not args.overwrite:  # before any oracle loads
+        raise UniarmError(
+            f"{args.output} already exists", "pass --overwrite, or choose another --output"
+        )
     shown = " ".join(f"--oracle {Path(o).name}" for o in args.oracle)
     parts = [
-        f"# Embedded oracles\n\nWritten by `uniarm oracle report {shown} --output ...` from "
-        "the checkpoints that `uniarm oracle train` wrote (a folder name stands for its path).\n"
+        f"# Embedded oracles\n\nWritten by `uniarm oracle report {shown} --output {args.output}` "
+        "from the checkpoints that `uniarm oracle train` wrote (a folder name stands for its "
+        "path).\n"
     ]
     for name in args.oracle:
         oracle = load_oracles(name)

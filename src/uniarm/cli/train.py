@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uniarm.config import add_arguments, from_namespace, load_recipe
+from uniarm.config import add_arguments, add_bool_argument, from_namespace, load_recipe
 
 RECIPE_SECTION = "train"
+# The flag names every sub-command uses; TrainConfig's fields keep their own as aliases.
+RENAME = {"num_threads": "threads"}
 
 
 def register(subparsers) -> None:
@@ -28,19 +30,16 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--recipe", type=Path, help="YAML file of TrainConfig settings")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="clear the output folder and start again"
+    add_bool_argument(
+        parser, "--overwrite", default=False, help="clear the output folder and start again"
     )
-    add_arguments(parser, TrainConfig)
+    add_arguments(parser, TrainConfig, rename=RENAME)
     parser.set_defaults(func=run)
 
 
 def recipe_values(path: Path | None) -> dict:
-    """A recipe's settings: the whole file, or its `train:` section when it has one."""
-    values = load_recipe(path)
-    if isinstance(values.get(RECIPE_SECTION), dict):
-        values = values[RECIPE_SECTION]
-    return values
+    """A recipe's settings: the whole flat file, or its `train:` section (see uniarm.config)."""
+    return load_recipe(path, RECIPE_SECTION)
 
 
 def run(args) -> int:

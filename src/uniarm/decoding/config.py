@@ -94,7 +94,8 @@ class GenerateConfig:
     """What `uniarm generate` decodes; how it decodes is a `DecodingConfig`.
 
     Parameters:
-        base: the frozen base model spec (embedded name, folder or hub name).
+        base_model: the frozen base model spec (embedded name, folder or hub name); `base` is
+            its older name, still accepted as a flag and a recipe key.
         arm: a reward model checkpoint folder (UniARM, PARM or GenARM); none: the base alone.
         preference: one or more preferences, e.g. helpful=0.3,harmless=0.7 (a sweep).
         prompt: prompt texts given on the command line.
@@ -105,7 +106,7 @@ class GenerateConfig:
         threads: torch threads (0: torch's default).
     """
 
-    base: str = field("smollm2-135m-instruct", help="base model spec")
+    base_model: str = field("smollm2-135m-instruct", help="base model spec")
     arm: Path | None = field(None, help="ARM checkpoint folder (none: the base model alone)")
     preference: list[str] = field([], help="preferences, e.g. helpful=0.3,harmless=0.7 (sweep)")
     prompt: list[str] = field([], help="prompt texts")

@@ -67,6 +67,23 @@ def checkpoint_method(path: str | Path) -> str:
     )
 
 
+def checkpoint_objectives(path: str | Path) -> tuple[str, ...] | None:
+    """The objectives a checkpoint folder was trained on, in its preference order, read from
+    its manifest (`arm.json` or `genarm.json`) without loading a model; None if it names none.
+    """
+    checkpoint_method(path)  # the folder's own refusals first (missing, a run folder, ...)
+    for name in ("arm.json", GENARM_MANIFEST):
+        meta_path = Path(path) / name
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise UniarmError(f"{meta_path} is not valid JSON: {exc}") from exc
+            if isinstance(meta, dict) and isinstance(meta.get("objectives"), list):
+                return tuple(meta["objectives"])
+    return None
+
+
 def load_guides(
     path: str | Path, device="cpu", merge: str = "auto", model=None, tokenizer=None
 ) -> list[Guide]:

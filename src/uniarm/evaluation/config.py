@@ -32,7 +32,9 @@ class EvalConfig:
         base_model: the frozen model that writes the replies.
         data_root: the shared data folder (default: $UNIARM_DATA or ../shared/data).
         split_seed: seed of the prompt split; keep it equal to the training run's.
-        num_prompts: held-out prompts decoded under every preference.
+        split: whose prompts are decoded: `test` (what results report) or `validation` (for
+            choosing settings without looking at the test prompts).
+        num_prompts: held-out prompts decoded under every preference (at most the split's).
         oracle: an oracle folder, or none for the task's embedded distilled oracles.
         reference: the hypervolume reference point (default: the task's).
         edge_step, interior_step: the preference grid (METHOD.md §6).
@@ -51,6 +53,11 @@ class EvalConfig:
     base_model: str = field("smollm2-135m-instruct", help="base model that writes the replies")
     data_root: Path | None = field(None, help="shared data folder")
     split_seed: int = field(0, help="seed of the prompt split (same as training)")
+    split: str = field(
+        "test",
+        help="prompts of the test split (what results report) or the validation split (to "
+        "choose settings without looking at the test prompts)",
+    )
     num_prompts: int = field(16, help="held-out prompts per preference")
     max_new_tokens: int = field(48, help="most tokens per reply")
     batch_size: int = field(32, help="rows decoded together")
@@ -62,7 +69,11 @@ class EvalConfig:
     interior_step: float = field(0.2, help="grid step inside the simplex (3+ objectives)")
     oracle: Path | None = field(None, help="oracle folder (none: the embedded distilled ones)")
     reference: tuple[float, ...] | None = field(None, help="hypervolume reference point")
-    output: Path | None = field(None, help="results folder (default: runs/eval/<task>-<method>)")
+    output: Path | None = field(
+        None,
+        help="results folder (default: runs/eval/<task>-<method>, with -validation for a "
+        "validation run)",
+    )
     overwrite: bool = field(False, help="move an earlier, different run aside and start again")
     threads: int = field(0, help="torch threads (0: torch's default)")
     device: str = field(
@@ -74,6 +85,11 @@ class EvalConfig:
         task = get_task(self.task)
         if self.num_prompts < 1:
             raise UniarmError("num_prompts must be >= 1")
+        if self.split not in ("test", "validation"):
+            raise UniarmError(
+                f"unknown split {self.split!r} to evaluate on",
+                "use test, or validation to choose settings (train prompts are trained on)",
+            )
         if self.prompts_per_chunk < 1:
             raise UniarmError("prompts_per_chunk must be >= 1")
         if self.reference is not None:
@@ -91,14 +107,21 @@ class EvalConfig:
             # a wrong --arm path fails here, before any model loads
             self.method = "base" if self.arm is None else checkpoint_method(self.arm)
         if self.output is None:
-            self.output = Path("runs") / "eval" / f"{self.task}-{self.method}"
+            # a validation run gets its own folder: sharing one would refuse the test run after
+            suffix = "" if self.split == "test" else f"-{self.split}"
+            self.output = Path("runs") / "eval" / f"{self.task}-{self.method}{suffix}"
 
     @property
     def reference_point(self) -> tuple[float, ...]:
         return self.reference or REFERENCE_POINTS[self.task]
 
-    def identity(self) -> dict:
-        """The settings that decide the results; a folder holds one identity only."""
+    def identity(self, num_prompts: int | None = None) -> dict:
+        """The settings that decide the results; a folder holds one identity only.
+
+        Args:
+            num_prompts: the prompts actually decoded, when the split holds fewer than
+                `self.num_prompts`: the identity records what was decoded, not what was asked.
+        """
         keep = (
             "task",
             "method",
@@ -112,6 +135,11 @@ class EvalConfig:
             "interior_step",
             "oracle",
         )
-        return {
+        identity = {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self).items() if k in keep
         }
+        if num_prompts is not None:
+            identity["num_prompts"] = num_prompts
+        if self.split != "test":  # test runs keep the identity they had before the option
+            identity["split"] = self.split
+        return identity

@@ -5,9 +5,11 @@
                 objectives=("helpful", "harmless"), path="runs/front.png",
                 title="safety task", oracle_name="distilled MiniLM oracle")
 
-Two objectives give one scatter-and-line plot with each point labelled by its preference. Three
-give the three pairwise projections plus a 3-D view. Axis labels name the oracle that scored
-each objective, so that a distilled scorer is never read as the original reward model.
+Two objectives give one scatter-and-line plot with each point labelled by its preference
+(points that coincide get one label for the group). Three give the three pairwise projections
+plus a 3-D view. The figure names the oracle that scored the objectives (in its title, or on
+each axis when each objective has its own), so that a distilled scorer is never read as the
+original reward model.
 
 A plot is a derived artefact: `plot_fronts` replaces an existing file at `path` (atomically,
 and says so in the log). Whether an existing plot may be replaced is the caller's decision.
@@ -39,13 +41,59 @@ BASE_STYLE = {"marker": "*", "s": 180, "color": "black", "zorder": 5}
 
 
 def _axis_labels(objectives: Sequence[str], oracle_name: str | Sequence[str]) -> list[str]:
-    names = [oracle_name] * len(objectives) if isinstance(oracle_name, str) else list(oracle_name)
+    """The objective names, each with its own oracle when there is one per objective (a name
+    such as "distilled-minilm (ridge on beaver-7b scores)" may hold parentheses itself)."""
+    if isinstance(oracle_name, str):
+        return list(objectives)
+    names = list(oracle_name)
     if len(names) != len(objectives):
         raise UniarmError(
             f"{len(names)} oracle names for {len(objectives)} objectives",
             "give one oracle name, or one per objective",
         )
-    return [f"{objective} ({name})" for objective, name in zip(objectives, names, strict=True)]
+    return [
+        f"{objective} — oracle: {name}" for objective, name in zip(objectives, names, strict=True)
+    ]
+
+
+def _coinciding(swept: Sequence[FrontPoint], i: int, j: int, tolerance: tuple[float, float]):
+    """The swept points grouped by where they land on the (i, j) panel: points closer than
+    `tolerance` (per axis) to a group's first point join it. Groups keep the sweep's order."""
+    groups: list[list[FrontPoint]] = []
+    for point in swept:
+        s = point[1]
+        for group in groups:
+            anchor = group[0][1]
+            if abs(s[i] - anchor[i]) <= tolerance[0] and abs(s[j] - anchor[j]) <= tolerance[1]:
+                group.append(point)
+                break
+        else:
+            groups.append([point])
+    return groups
+
+
+def _group_label(group: Sequence[FrontPoint], order: Sequence[tuple], label_all: bool):
+    """One label for points that coincide: the preference, a run `first … last` of the sweep's
+    order, or the count. Without `label_all` only a group holding a simplex corner gets one."""
+    preferences = [tuple(p) for p, _ in group]
+    corners = [p for p in preferences if max(p) == 1.0]
+    if not label_all and not corners:
+        return None
+    if len(preferences) == 1:
+        return preference_label(preferences[0])
+    if not label_all:
+        return f"{len(preferences)} preferences with " + ", ".join(map(preference_label, corners))
+    positions = sorted(order.index(p) for p in preferences)
+    if positions == list(range(positions[0], positions[-1] + 1)):
+        return f"{preference_label(order[positions[0]])} … {preference_label(order[positions[-1]])}"
+    return f"{len(preferences)} preferences"
+
+
+def _tolerance(fronts, i: int, j: int) -> tuple[float, float]:
+    """What counts as one spot on a panel: 1% of the spread of all its points, per axis."""
+    scores = [s for points in fronts.values() for _, s in points]
+    spans = [max(s[a] for s in scores) - min(s[a] for s in scores) for a in (i, j)]
+    return tuple(0.01 * span for span in spans)
 
 
 def _check_fronts(fronts: Mapping[str, Sequence[FrontPoint]], k: int) -> None:
@@ -73,6 +121,7 @@ def _split(points: Sequence[FrontPoint]) -> tuple[list[FrontPoint], list[Sequenc
 
 def _draw_pair(ax, fronts, i: int, j: int, label_all: bool, reference) -> None:
     """One 2-D panel: objective i across, objective j up."""
+    tolerance = _tolerance(fronts, i, j)
     for n, (method, points) in enumerate(fronts.items()):
         swept, loose = _split(points)
         if swept:
@@ -88,12 +137,14 @@ def _draw_pair(ax, fronts, i: int, j: int, label_all: bool, reference) -> None:
                 label=method,
                 alpha=0.85,
             )
-            for preference, s in swept:
+            order = [p for p, _ in swept]
+            for group in _coinciding(swept, i, j, tolerance):
                 # With three objectives only the simplex corners are named; all 36 would pile up.
-                if label_all or max(preference) == 1.0:
+                text = _group_label(group, order, label_all)
+                if text:
                     ax.annotate(
-                        preference_label(preference),
-                        (s[i], s[j]),
+                        text,
+                        (group[0][1][i], group[0][1][j]),
                         fontsize=7,
                         xytext=(4, 4),
                         textcoords="offset points",
@@ -165,6 +216,8 @@ def front_figure(
         ax3.set_zlabel(labels[2], fontsize=8)
         handles, names = fig.axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 6))
+    if isinstance(oracle_name, str):
+        title = f"{title}\noracle: {oracle_name}"
     fig.suptitle(title)
     FigureCanvasAgg(fig)
     return fig

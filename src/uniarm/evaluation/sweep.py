@@ -99,31 +99,88 @@ def row_key(row: dict) -> tuple[str, str]:
     return row["prompt_id"], row["preference_key"]
 
 
-def prepare_folder(config: EvalConfig) -> Path:
-    """Create or reopen the results folder; refuse one that holds another run."""
+def sweep_prompts(config: EvalConfig, warn: bool = True) -> list:
+    """The held-out prompts the sweep decodes: `num_prompts` of the split, or all it holds."""
+    from uniarm.data import tasks as data_tasks
+
+    prompts = data_tasks.eval_prompts(
+        config.task,
+        config.data_root,
+        split=config.split,
+        seed=config.split_seed,
+        limit=config.num_prompts,
+    )
+    if warn and len(prompts) < config.num_prompts:
+        log.warning(
+            "the %s split of the %s task holds %d prompts: decoding all of them, not the %d "
+            "asked for",
+            config.split,
+            config.task,
+            len(prompts),
+            config.num_prompts,
+        )
+    return prompts
+
+
+def check_folder(config: EvalConfig, num_prompts: int) -> bool:
+    """Refuse a results folder that holds another run (unless `overwrite`) or no run at all,
+    reading only; True if it holds this very run, to resume.
+
+    `num_prompts` is the count actually decoded (see `_same_run`).
+    """
     folder = Path(config.output)
     marker = folder / "eval.json"
-    identity = config.identity()
+    identity = config.identity(num_prompts)
     if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found == identity:
-            return folder
+        try:
+            found = json.loads(marker.read_text())
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise UniarmError(f"{marker} is not a sweep's eval.json", "pick another --output")
+        if _same_run(found, identity, config.num_prompts):
+            return True
         if not config.overwrite:
             changed = sorted(
                 k for k in set(found) | set(identity) if found.get(k) != identity.get(k)
             )
             raise UniarmError(
                 f"{folder} holds results of another run (differs in: {', '.join(changed)})",
-                "pick another --output, or pass --overwrite true to move the old run aside",
+                "pick another --output, or pass --overwrite to move the old run aside",
             )
-        aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.move(folder, aside)
-        log.warning("moved the earlier run in %s to %s", folder, aside)
     elif folder.exists() and any(folder.iterdir()):
         raise UniarmError(
             f"{folder} exists and is not a results folder of `uniarm evaluate`",
             "pick another --output",
         )
+    return False
+
+
+def _same_run(found: dict, identity: dict, asked: int) -> bool:
+    """Whether a folder's recorded identity is this run's. When the split holds fewer prompts
+    than asked, every larger request decodes the whole split, so a folder that recorded one
+    of those (as sweeps did before they recorded the count decoded) holds this run too."""
+    decoded, recorded = identity["num_prompts"], found.get("num_prompts")
+    if found == identity:
+        return True
+    whole_split = decoded < asked and isinstance(recorded, int) and recorded > decoded
+    return whole_split and found == {**identity, "num_prompts": recorded}
+
+
+def prepare_folder(config: EvalConfig, num_prompts: int) -> Path:
+    """Create or reopen the results folder of a sweep of `num_prompts` prompts (the count
+    decoded), as `check_folder` decides; move another run aside when told to."""
+    folder = Path(config.output)
+    marker = folder / "eval.json"
+    identity = config.identity(num_prompts)
+    if check_folder(config, num_prompts):
+        if json.loads(marker.read_text()) != identity:
+            write_json(marker, identity)  # the count decoded, where the count asked was kept
+        return folder
+    if marker.is_file():
+        aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.move(folder, aside)
+        log.warning("moved the earlier run in %s to %s", folder, aside)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(marker, identity)
     return folder
@@ -248,9 +305,11 @@ def mean_points(rows: list[dict], scores: np.ndarray, grid) -> dict[str, np.ndar
     return out
 
 
-def summarise(config: EvalConfig, grid, means, oracle_name: str, guided: bool) -> dict:
-    """HV and MIP of the sweep. The base model alone has one point; for its MIP that point
-    stands at every preference of the task's grid."""
+def summarise(
+    config: EvalConfig, grid, means, oracle_name: str, guided: bool, num_prompts: int
+) -> dict:
+    """HV and MIP of the sweep over `num_prompts` prompts (the count decoded). The base model
+    alone has one point; for its MIP that point stands at every preference of the task's grid."""
     objectives = get_task(config.task).objectives
     sweep_grid = grid if guided else grid_for(config, guided=True)
     points = {g: means[preference_key(g if guided else None)] for g in sweep_grid}
@@ -260,7 +319,7 @@ def summarise(config: EvalConfig, grid, means, oracle_name: str, guided: bool) -
         "task": config.task,
         "objectives": list(objectives),
         "oracle": oracle_name,
-        "num_prompts": config.num_prompts,
+        "num_prompts": num_prompts,
         "guided": guided,
         "reference": list(config.reference_point),
         "grid": [list(g) for g in sweep_grid],
@@ -294,22 +353,14 @@ def evaluate(
     task = get_task(config.task)
     if main:
         check_oracle(oracle, task)
-    from uniarm.data import tasks as data_tasks
-
-    prompts = data_tasks.eval_prompts(
-        config.task,
-        config.data_root,
-        split="test",
-        seed=config.split_seed,
-        limit=config.num_prompts,
-    )
+    prompts = sweep_prompts(config, warn=main)
     guided = config.arm is not None
     grid = grid_for(config, guided)
 
     # -- the folder: created, checked, moved aside and merged by the main process alone ----
     folder = Path(config.output)
     if main:
-        prepare_folder(config)
+        prepare_folder(config, len(prompts))
         merge_parts(folder, prompts, grid)
     processes.wait_for_everyone()
 
@@ -350,6 +401,7 @@ def score_sweep(config: EvalConfig, oracle, folder: Path, prompts, grid, guided:
         for r, s in zip(rows, scores, strict=True)
     ]
     write_text(folder / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in scored))
-    summary = summarise(config, grid, mean_points(rows, scores, grid), oracle.name, guided)
+    means = mean_points(rows, scores, grid)
+    summary = summarise(config, grid, means, oracle.name, guided, len(prompts))
     write_json(folder / "summary.json", summary)
     return summary

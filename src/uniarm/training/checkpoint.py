@@ -94,16 +94,21 @@ class RunFolder:
         if run.get("format") != RUN_FORMAT:
             raise UniarmError(f"{self.run_file} is not a uniarm training run", "use --overwrite")
         status = run.get("status", "unknown")
+        # NOTE: run.json records no liveness: a "running" run is one that has not finished,
+        # almost always because it was interrupted (a run still training elsewhere reads alike).
+        held = {"running": "an unfinished (interrupted)", "finished": "a finished"}.get(
+            status, f"a {status}"
+        )
         if run.get("settings") != settings:
             changed = _differences(run.get("settings", {}), settings)
             raise UniarmError(
-                f"{self.path} holds a {status} run with other settings: " + "; ".join(changed[:6]),
+                f"{self.path} holds {held} run with other settings: " + "; ".join(changed[:6]),
                 "use the same settings to resume, another --output-dir, or --overwrite "
                 "to start again",
             )
         if run.get("data") != fingerprint:
             raise UniarmError(
-                f"{self.path} holds a {status} run trained on other pairs (data fingerprint "
+                f"{self.path} holds {held} run trained on other pairs (data fingerprint "
                 f"{run.get('data')}, now {fingerprint})",
                 "use the same data to resume, another --output-dir, or --overwrite",
             )

@@ -133,7 +133,7 @@ def checkpoint_folder(folder: str | Path, overwrite: bool) -> Path:
     if (folder / META_FILE).exists() and not overwrite:
         raise UniarmError(
             f"an oracle checkpoint already exists in {folder}",
-            "pass --overwrite true to replace it, or choose another --output-dir",
+            "pass --overwrite to replace it, or choose another --output-dir",
         )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
