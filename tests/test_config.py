@@ -353,3 +353,21 @@ def test_oracle_report_refuses_an_existing_output_before_loading(tmp_path, monke
         main([*command, "--overwrite"])
     with pytest.raises(Loaded):  # a new file needs no --overwrite
         main(["oracle", "report", "--oracle", "safety", "--output", str(tmp_path / "new.md")])
+
+
+def test_oracle_train_refuses_an_existing_report_file_before_training(
+    tmp_path, monkeypatch, capsys
+):
+    import uniarm.evaluation.oracles.training as training
+    from uniarm.cli import main
+
+    monkeypatch.setattr(training, "train_oracle", refuse_loading)
+    report = tmp_path / "oracles.md"
+    report.write_text("mine")
+    command = ["oracle", "train", "--output-dir", str(tmp_path / "oracle"), "--report", str(report)]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"--report {report} already exists" in err and "--overwrite" in err
+    assert report.read_text() == "mine"
+    with pytest.raises(Loaded):  # allowed: it gets as far as training
+        main([*command, "--overwrite"])

@@ -98,3 +98,11 @@ def test_a_new_preference_replaces_the_soup(policies, tokenizer):
     policies.set_adapter("harmless")
     torch.testing.assert_close(soup_logits, logits_of(policies, tokenizer), rtol=1e-5, atol=1e-5)
     assert sum(name == SOUP_ADAPTER for name in policies.peft_config) == 1
+
+
+def test_a_call_takes_decoding_overrides_and_named_preferences(policies, tokenizer):
+    soup = RewardedSoup(policies, tokenizer, OBJECTIVES, DecodingConfig(max_new_tokens=STEPS))
+    got = soup.generate(PROMPTS[:2], [{"helpful": 1.0}, {"harmless": 1.0}], max_new_tokens=2)
+    assert [g.preference for g in got] == [(1.0, 0.0), (0.0, 1.0)]
+    policies.set_adapter("helpful")
+    assert got[0].token_ids == hf_greedy(policies, tokenizer, PROMPTS[:1], 2)[0]

@@ -65,12 +65,15 @@ class RewardedSoup:
         self.preference = values
 
     def generate(
-        self, prompts: Sequence, preferences, config: DecodingConfig | None = None
+        self, prompts: Sequence, preferences, config: DecodingConfig | None = None, **overrides
     ) -> list[Generation]:
-        """One reply per prompt; row i is decoded by the soup of `preferences[i]`."""
+        """One reply per prompt; row i is decoded by the soup of `preferences[i]`.
+
+        `overrides` set `DecodingConfig` fields for this call, as in `GuidedDecoder.generate`.
+        """
         if isinstance(prompts, str):
             prompts = [prompts]
-        prefs = as_tensor(preferences, len(self.objectives))
+        prefs = as_tensor(preferences, len(self.objectives), self.objectives)
         if prefs.shape[0] == 1:
             prefs = prefs.expand(len(prompts), -1)
         groups: dict[tuple[float, ...], list[int]] = {}
@@ -81,7 +84,7 @@ class RewardedSoup:
         start, new_tokens = time.perf_counter(), 0
         for preference, rows in groups.items():
             self.use(preference)
-            replies = self.decoder.generate([prompts[r] for r in rows], config=config)
+            replies = self.decoder.generate([prompts[r] for r in rows], config=config, **overrides)
             label = tuple(round(v, 6) for v in preference)
             for row, reply in zip(rows, replies, strict=True):
                 results[row] = dataclasses.replace(reply, preference=label)

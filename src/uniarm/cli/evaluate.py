@@ -28,7 +28,11 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--recipe", type=Path, help="YAML recipe (its `evaluate` section)")
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        help="YAML recipe: its `evaluate` section, or a file of EvalConfig settings alone",
+    )
     parser.add_argument(
         "--compare",
         type=Path,

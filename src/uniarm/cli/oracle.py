@@ -133,6 +133,11 @@ def run_train(args: argparse.Namespace) -> int:
     folder = config.output_dir or default_oracle_dir(config.task, config.head)
     if (folder / "oracle.json").exists() and not config.overwrite:
         raise UniarmError(f"an oracle already exists in {folder}", "pass --overwrite to replace it")
+    if args.report is not None and args.report.exists() and not config.overwrite:
+        raise UniarmError(  # checked before minutes of training, not after
+            f"--report {args.report} already exists",
+            "pass --overwrite to replace it (and the oracle), or choose another --report file",
+        )
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     oracle = train_oracle(config)
     save_oracle(oracle, folder, overwrite=config.overwrite)
