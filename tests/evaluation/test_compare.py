@@ -124,3 +124,21 @@ def test_a_sweeps_own_report_uses_its_reference_and_explains_hv_zero(
     assert (
         "note: HV 0: no point dominates the reference point (100, 100)" in capsys.readouterr().out
     )
+
+
+def test_two_sweeps_of_one_method_keep_their_own_rows(tmp_path, data_root, capsys):
+    # Two seeds of one method: before, the second replaced the first in the plot's fronts and
+    # the tables showed one name twice. Each is now named by its folder as well.
+    seed0, seed1 = tmp_path / "seed0", tmp_path / "seed1"
+    for folder in (seed0, seed1):
+        evaluate(
+            config(tmp_path, data_root, method="uniarm", output=folder), Writer(), LengthOracle()
+        )
+    summaries, out = overlay(tmp_path, [seed0, seed1])
+    assert [s["label"] for s in summaries] == ["uniarm (seed0)", "uniarm (seed1)"]
+    report = (out / "report.md").read_text()
+    assert "| uniarm (seed0) |" in report and "| uniarm (seed1) |" in report
+    argv = ["-q", "evaluate", "--compare", str(seed0), str(seed1), "--output", str(tmp_path / "c")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "uniarm (seed0)  HV" in printed and "uniarm (seed1)  HV" in printed

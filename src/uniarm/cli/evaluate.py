@@ -127,7 +127,7 @@ def print_summary(summary: dict, folder: Path | None = None) -> None:
 
     ref = ", ".join(f"{v:g}" for v in summary["reference"])
     print(
-        f"{summary['method']:>16}  HV {summary['hypervolume']:9.4f}  "
+        f"{summary.get('label', summary['method']):>16}  HV {summary['hypervolume']:9.4f}  "
         f"MIP {summary['mean_inner_product']:8.4f}  (reference {ref}; oracle: "
         f"{summary['oracle']})"
     )

@@ -105,12 +105,21 @@ def check_alike(methods: Sequence[str], settings: Sequence[dict], allow_mixed: b
     )
 
 
-def as_result(summary: dict, reference: Sequence[float]) -> SweepResult:
+def as_result(summary: dict, reference: Sequence[float], label: str | None = None) -> SweepResult:
     """HV and MIP of a stored sweep, measured from `reference`; the base model's one point
-    stands at every preference of the grid."""
+    stands at every preference of the grid. `label` names it (default: its method)."""
     points = {tuple(p["preference"] or ()): tuple(p["scores"]) for p in summary["points"]}
     sweep = {tuple(g): points.get(tuple(g)) or points[()] for g in summary["grid"]}
-    return summarise_sweep(summary["method"], sweep, reference)  # repeats add no volume
+    return summarise_sweep(label or summary["method"], sweep, reference)  # repeats: no volume
+
+
+def run_labels(methods: Sequence[str], folders: Sequence[str | Path]) -> list[str]:
+    """Each sweep's name in the plot and tables: its method, with its folder's name added
+    where two sweeps share a method (two seeds of one method, say)."""
+    return [
+        m if methods.count(m) == 1 else f"{m} ({Path(f).name})"
+        for m, f in zip(methods, folders, strict=True)
+    ]
 
 
 def compare(
@@ -137,22 +146,24 @@ def compare(
     check_alike(names, settings, allow_mixed)
     first = summaries[0]
     reference = tuple(reference or REFERENCE_POINTS[first["task"]])
-    results = [as_result(s, reference) for s in summaries]
+    labels = run_labels(methods, folders)
+    results = [as_result(s, reference, label) for s, label in zip(summaries, labels, strict=True)]
     summaries = [
         {
             **s,
             "reference": list(reference),
             "hypervolume": r.hypervolume,
             "mean_inner_product": r.mean_inner_product,
+            "label": r.method,
         }
         for s, r in zip(summaries, results, strict=True)
     ]
     fronts = {
-        s["method"]: [
+        label: [
             (None if p["preference"] is None else tuple(p["preference"]), p["scores"])
             for p in s["points"]
         ]
-        for s in summaries
+        for label, s in zip(labels, summaries, strict=True)
     }
     plot_fronts(fronts, first["objectives"], plot_path, title, first["oracle"], reference=reference)
     write_report(
