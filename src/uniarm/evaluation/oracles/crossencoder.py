@@ -28,7 +28,7 @@ from torch import nn
 
 from uniarm.errors import UniarmError
 from uniarm.evaluation.oracles.base import Oracle
-from uniarm.evaluation.oracles.encoders import EncoderSpec, layout_ids, minilm_dir
+from uniarm.evaluation.oracles.encoders import EncoderSpec, layout_ids, minilm_dir, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +162,6 @@ def load_minilm(shape: ScorerShape, seed: int = 0):
     model.pooler = None  # unused: the scorer pools the response's tokens itself
     torch.manual_seed(seed)  # the adapters' initialisation
     return tokenizer, with_lora(model, shape)
-
-
-def pad_batch(rows: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask and response mask of (ids, response start) rows."""
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    response = torch.zeros((len(rows), width), dtype=torch.float32)
-    for row, (ids, start) in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        response[row, start : len(ids)] = 1.0
-    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
 
 
 class FinetunedOracle(Oracle):

